@@ -1,0 +1,3 @@
+from reelface.cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""Geometry: five-point templates, the similarity transform onto them, and the warp."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .models.base import AlignTemplate
+
+# FFHQ's five-point template in 512 px coordinates (eye centres, nose tip, mouth corners), the
+# one the lab's tools and FFHQ-style data sets use; it scales linearly to any crop size.
+FFHQ = AlignTemplate(
+    "ffhq",
+    512,
+    np.array(
+        [
+            [192.98138, 239.94708],
+            [318.90277, 240.19360],
+            [256.63416, 314.01935],
+            [201.26117, 371.41043],
+            [313.08905, 371.15118],
+        ],
+        np.float32,
+    ),
+)
+
+# insightface's ArcFace template at 112 px: the crop every ArcFace recogniser is trained on.
+ARCFACE = AlignTemplate(
+    "arcface",
+    112,
+    np.array(
+        [
+            [38.2946, 51.6963],
+            [73.5318, 51.5014],
+            [56.0252, 71.7366],
+            [41.5493, 92.3655],
+            [70.7299, 92.2041],
+        ],
+        np.float32,
+    ),
+)
+
+
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, shift) taking src points onto dst, 2×3.
+
+    Umeyama's closed form; written out because it is ten lines and the library versions of it
+    (skimage's estimate/from_estimate) have changed API twice.
+    """
+    src = np.asarray(src, np.float64)
+    dst = np.asarray(dst, np.float64)
+    src_mean, dst_mean = src.mean(0), dst.mean(0)
+    src_c, dst_c = src - src_mean, dst - dst_mean
+    cov = dst_c.T @ src_c / len(src)
+    u, s, vt = np.linalg.svd(cov)
+    d = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[1, 1] = -1
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(s) @ d) / src_c.var(0).sum()
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    return matrix
+
+
+def align_matrix(landmarks: np.ndarray, template: AlignTemplate, size: int) -> np.ndarray:
+    """The 2×3 map from image pixels to a `size` crop aligned on `template`."""
+    return similarity(landmarks, template.scaled(size).points)
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points through a 2×3 affine matrix."""
+    points = np.asarray(points, np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The 2×3 matrix of `outer ∘ inner` (apply inner first)."""
+    full = np.vstack([inner, [0.0, 0.0, 1.0]])
+    return outer @ full
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def scale_of(matrix: np.ndarray) -> float:
+    """How many crop pixels one source pixel becomes (> 1 means the face was enlarged)."""
+    return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int, fine: bool = True) -> np.ndarray:
+    """Cut a size×size crop; Lanczos for the stored crop, linear for analysis crops."""
+    flags = cv2.INTER_LANCZOS4 if fine else cv2.INTER_LINEAR
+    return cv2.warpAffine(
+        image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
+
+
+def crop_from_crop(
+    crop: np.ndarray, landmarks_in_crop: np.ndarray, template: AlignTemplate, size: int
+) -> np.ndarray:
+    """Re-derive another alignment (e.g. the 224/112 ArcFace crop) from a stored crop."""
+    return warp(crop, align_matrix(landmarks_in_crop, template, size), size)
+
+
+def warp_smooth(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp for a crop much smaller than the face: supersample, then area-average."""
+    factor = int(min(4, max(1, np.floor(1 / max(scale_of(matrix), 1e-6)))))
+    if factor == 1:
+        return warp(image, matrix, size, fine=False)
+    big = warp(
+        image, np.vstack([matrix[0] * factor, matrix[1] * factor]), size * factor, fine=False
+    )
+    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,328 @@
+"""The SQLite catalogue: films, model files and faces; versioned schema, WAL, short transactions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .models.base import ModelFile
+
+# Each entry migrates the schema from version i to i + 1; never edit a shipped entry, append.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE models (
+        id INTEGER PRIMARY KEY,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        UNIQUE (role, name, sha256)
+    );
+    CREATE TABLE films (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('video', 'images')),
+        size_bytes INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        duration REAL,
+        fps REAL,
+        width INTEGER,
+        height INTEGER,
+        codec TEXT,
+        frames_total INTEGER,
+        state TEXT NOT NULL DEFAULT 'new'
+            CHECK (state IN ('new', 'extracting', 'done', 'failed')),
+        params TEXT NOT NULL DEFAULT '{}',
+        last_frame INTEGER NOT NULL DEFAULT -1,
+        frames_sampled INTEGER NOT NULL DEFAULT 0,
+        faces_small INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX films_hash ON films (content_hash);
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY,
+        film_id INTEGER NOT NULL REFERENCES films (id) ON DELETE CASCADE,
+        frame INTEGER NOT NULL,
+        slot INTEGER NOT NULL,
+        pts REAL,
+        source TEXT,
+        box TEXT NOT NULL,
+        landmarks TEXT NOT NULL,
+        landmarks_crop TEXT NOT NULL,
+        matrix TEXT NOT NULL,
+        crop_size INTEGER NOT NULL,
+        crop_path TEXT NOT NULL,
+        measures TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        passed INTEGER NOT NULL,
+        embedding BLOB NOT NULL,
+        detector_id INTEGER NOT NULL REFERENCES models (id),
+        embedder_id INTEGER NOT NULL REFERENCES models (id),
+        created REAL NOT NULL,
+        UNIQUE (film_id, frame, slot)
+    );
+    CREATE INDEX faces_film ON faces (film_id, frame);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class CatalogueError(RuntimeError):
+    """The catalogue cannot be opened or is newer than this reelface."""
+
+
+def open_catalogue(path: Path) -> sqlite3.Connection:
+    """Open (and migrate) the catalogue; safe to share between the daemon and the TUI."""
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        _migrate(conn)
+    except sqlite3.DatabaseError as error:
+        raise CatalogueError(
+            f"cannot open catalogue {path}: {error} (is it a reelface workspace?)"
+        ) from error
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    with transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CatalogueError(
+                f"catalogue schema {version} is newer than this reelface ({SCHEMA_VERSION}); "
+                "upgrade reelface"
+            )
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={step + 1}")
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front so concurrent writers queue instead of failing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def model_id(conn: sqlite3.Connection, model: ModelFile) -> int:
+    """Row id of a model file, recorded on first use."""
+    conn.execute(
+        "INSERT OR IGNORE INTO models (role, name, path, sha256) VALUES (?, ?, ?, ?)",
+        (model.role, model.name, model.path, model.sha256),
+    )
+    row = conn.execute(
+        "SELECT id FROM models WHERE role = ? AND name = ? AND sha256 = ?",
+        (model.role, model.name, model.sha256),
+    ).fetchone()
+    return int(row[0])
+
+
+@dataclass(frozen=True)
+class FilmInfo:
+    """What probing a source tells before extraction."""
+
+    path: str
+    kind: str
+    size_bytes: int
+    content_hash: str
+    duration: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    codec: str | None
+    frames_total: int | None
+
+
+def find_film(conn: sqlite3.Connection, content_hash: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM films WHERE content_hash = ?", (content_hash,)).fetchone()
+
+
+def add_film(conn: sqlite3.Connection, info: FilmInfo, slug: str, params: dict[str, Any]) -> int:
+    now = time.time()
+    with transaction(conn):
+        cur = conn.execute(
+            """INSERT INTO films (slug, path, kind, size_bytes, content_hash, duration, fps,
+               width, height, codec, frames_total, params, created, updated)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                slug,
+                info.path,
+                info.kind,
+                info.size_bytes,
+                info.content_hash,
+                info.duration,
+                info.fps,
+                info.width,
+                info.height,
+                info.codec,
+                info.frames_total,
+                json.dumps(params, sort_keys=True),
+                now,
+                now,
+            ),
+        )
+        return int(cur.lastrowid)
+
+
+def set_film_state(
+    conn: sqlite3.Connection, film_id: int, state: str, error: str | None = None, **extra: Any
+) -> None:
+    sets = ", ".join(f"{key} = ?" for key in extra)
+    with transaction(conn):
+        conn.execute(
+            f"UPDATE films SET state = ?, error = ?, updated = ?{', ' + sets if sets else ''} "
+            "WHERE id = ?",
+            (state, error, time.time(), *extra.values(), film_id),
+        )
+
+
+@dataclass
+class FaceRecord:
+    """One face as it enters the catalogue."""
+
+    frame: int
+    slot: int
+    pts: float | None
+    source: str | None
+    box: np.ndarray
+    landmarks: np.ndarray
+    landmarks_crop: np.ndarray
+    matrix: np.ndarray
+    crop_size: int
+    crop_path: str
+    measures: dict[str, float]
+    reasons: list[str]
+    passed: bool
+    embedding: np.ndarray
+
+
+def _round(array: np.ndarray) -> list:
+    return np.round(np.asarray(array, np.float64), 4).tolist()
+
+
+def commit_batch(
+    conn: sqlite3.Connection,
+    film_id: int,
+    faces: list[FaceRecord],
+    last_frame: int,
+    frames_sampled: int,
+    faces_small: int,
+    detector_id: int,
+    embedder_id: int,
+) -> None:
+    """Faces of a batch and the frame reached, in one transaction: the resume point."""
+    now = time.time()
+    with transaction(conn):
+        conn.executemany(
+            """INSERT INTO faces (film_id, frame, slot, pts, source, box, landmarks,
+               landmarks_crop, matrix, crop_size, crop_path, measures, reasons, passed,
+               embedding, detector_id, embedder_id, created)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (
+                    film_id,
+                    f.frame,
+                    f.slot,
+                    f.pts,
+                    f.source,
+                    json.dumps(_round(f.box)),
+                    json.dumps(_round(f.landmarks)),
+                    json.dumps(_round(f.landmarks_crop)),
+                    json.dumps(_round(f.matrix)),
+                    f.crop_size,
+                    f.crop_path,
+                    json.dumps({k: round(v, 4) for k, v in f.measures.items()}),
+                    json.dumps(f.reasons),
+                    int(f.passed),
+                    np.asarray(f.embedding, np.float32).tobytes(),
+                    detector_id,
+                    embedder_id,
+                    now,
+                )
+                for f in faces
+            ],
+        )
+        conn.execute(
+            """UPDATE films SET last_frame = ?, frames_sampled = frames_sampled + ?,
+               faces_small = faces_small + ?, updated = ? WHERE id = ?""",
+            (last_frame, frames_sampled, faces_small, now, film_id),
+        )
+
+
+def films(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every film with its face counts."""
+    rows = conn.execute(
+        """SELECT f.*, COUNT(x.id) AS faces, COALESCE(SUM(x.passed), 0) AS faces_passed
+           FROM films f LEFT JOIN faces x ON x.film_id = f.id GROUP BY f.id ORDER BY f.id"""
+    ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def film_by_ref(conn: sqlite3.Connection, ref: str) -> sqlite3.Row | None:
+    """A film by id, slug or path."""
+    if ref.isdigit():
+        row = conn.execute("SELECT * FROM films WHERE id = ?", (int(ref),)).fetchone()
+        if row:
+            return row
+    return conn.execute(
+        "SELECT * FROM films WHERE slug = ? OR path = ?", (ref, str(Path(ref).resolve()))
+    ).fetchone()
+
+
+def faces(conn: sqlite3.Connection, film_id: int | None = None) -> list[dict[str, Any]]:
+    """Every face (of one film) as plain data, embeddings left out."""
+    query = """SELECT x.*, f.slug AS film, f.path AS film_path, d.name AS detector,
+               e.name AS embedder FROM faces x JOIN films f ON f.id = x.film_id
+               JOIN models d ON d.id = x.detector_id JOIN models e ON e.id = x.embedder_id"""
+    args: tuple = ()
+    if film_id is not None:
+        query += " WHERE x.film_id = ?"
+        args = (film_id,)
+    out = []
+    for row in conn.execute(query + " ORDER BY x.film_id, x.frame, x.slot", args):
+        item = dict(row)
+        item.pop("embedding")
+        for key in ("box", "landmarks", "landmarks_crop", "matrix", "measures", "reasons"):
+            item[key] = json.loads(item[key])
+        item["passed"] = bool(item["passed"])
+        out.append(item)
+    return out
+
+
+def embeddings(
+    conn: sqlite3.Connection, film_id: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Face ids and their embeddings as one (N, dim) float32 array."""
+    query = "SELECT id, embedding FROM faces"
+    args: tuple = ()
+    if film_id is not None:
+        query += " WHERE film_id = ?"
+        args = (film_id,)
+    rows = conn.execute(query + " ORDER BY id", args).fetchall()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    ids = np.array([r[0] for r in rows], np.int64)
+    return ids, np.stack([np.frombuffer(r[1], np.float32) for r in rows])

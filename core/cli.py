@@ -1,0 +1,368 @@
+"""The `reelface` command: every step of the workflow, headless and scriptable."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import catalogue
+from . import config as config_mod
+from . import workspace as workspace_mod
+from .catalogue import CatalogueError
+from .config import ConfigError
+from .decode import SourceError
+from .extract import ExtractError, Extractor, Result, Stats
+from .models.base import ModelError
+from .workspace import Workspace, WorkspaceError
+
+KNOWN_ERRORS = (ModelError, SourceError, ExtractError, WorkspaceError, ConfigError, CatalogueError)
+console = Console(stderr=True)
+out = Console()
+
+
+class ReelfaceGroup(click.Group):
+    """Turns the project's own errors into one line and exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KNOWN_ERRORS as error:
+            console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            console.print("reelface: interrupted; run the same command again to resume")
+            sys.exit(130)
+
+
+@click.group(cls=ReelfaceGroup)
+@click.option(
+    "-w",
+    "--workspace",
+    type=click.Path(path_type=Path),
+    envvar="REELFACE_WORKSPACE",
+    help="Workspace folder (default: $REELFACE_WORKSPACE or ~/.local/share/reelface/workspace).",
+)
+@click.version_option(package_name="reelface")
+@click.pass_context
+def main(ctx: click.Context, workspace: Path | None) -> None:
+    """reelface: films in, aligned and identity-organised face data sets out."""
+    ctx.obj = workspace
+
+
+def _workspace(ctx: click.Context, create: bool = True) -> Workspace:
+    return workspace_mod.open_workspace(ctx.obj, create=create)
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.pass_context
+def init(ctx: click.Context, directory: Path | None) -> None:
+    """Make a workspace: config, catalogue and folders."""
+    ws = workspace_mod.init(directory or ctx.obj or workspace_mod.default_root())
+    out.print(f"workspace ready: {ws.root}")
+    out.print(f"config: {ws.config_path}")
+
+
+@main.group()
+def models() -> None:
+    """Install and inspect face models."""
+
+
+@models.command("install")
+@click.option(
+    "--sdist",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this downloaded scrfd-0.3.0.tar.gz instead of fetching it with pip.",
+)
+@click.option("--force", is_flag=True, help="Fetch and rebuild even if already installed.")
+@click.pass_context
+def models_install(ctx: click.Context, sdist: Path | None, force: bool) -> None:
+    """Put the embedded detector (from the registry's scrfd sdist, SHA-256 checked) in place."""
+    from .models import install
+
+    cfg = _config(ctx)
+    root = config_mod.models_dir(cfg)
+    _print_models(install.install(root, sdist, force), root)
+
+
+@models.command("list")
+@click.pass_context
+def models_list(ctx: click.Context) -> None:
+    """Show the installed embedded models and the configured model pack."""
+    from .models import install
+
+    cfg = _config(ctx)
+    root = config_mod.models_dir(cfg)
+    _print_models(install.status(root), root)
+    out.print(f"configured pack: {cfg.models.pack}")
+
+
+def _config(ctx: click.Context) -> config_mod.Config:
+    ws = workspace_mod.Workspace((ctx.obj or workspace_mod.default_root()).expanduser())
+    return ws.config() if ws.exists() else config_mod.Config()
+
+
+def _print_models(rows, root: Path) -> None:
+    table = Table(title=f"models in {root}")
+    for column in ("model", "file", "state"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.name, str(row.path), "ok" if row.ok else f"[red]{row.note}[/]")
+    out.print(table)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--interval", type=click.IntRange(min=1), help="Sample one frame in N [10].")
+@click.option("--size", type=click.IntRange(min=64, max=4096), help="Crop size in pixels [1024].")
+@click.option("--blur", type=float, help="Sharpness below this is flagged blurry [25].")
+@click.option(
+    "--min-face",
+    type=click.FloatRange(0.05, 4.0),
+    help="Smallest source face resolution as a share of the crop's [0.7]: a face may "
+    "be enlarged at most 1/N times.",
+)
+@click.option("--exact", is_flag=True, help="Decode every frame and sample exact multiples of N.")
+@click.option("--models", "pack", help="'embedded' or an insightface pack name or folder.")
+@click.option("--force", is_flag=True, help="Extract again a film already done.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of tables.")
+@click.pass_context
+def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as_json) -> None:
+    """Detect, align, measure and embed the faces of films or image folders."""
+    from .models import registry
+
+    ws = _workspace(ctx)
+    cfg = ws.config()
+    ext = cfg.extract
+    cfg = replace(
+        cfg,
+        extract=replace(
+            ext,
+            interval=interval or ext.interval,
+            size=size or ext.size,
+            exact_frames=exact or ext.exact_frames,
+        ),
+        rules=replace(
+            cfg.rules,
+            blur=cfg.rules.blur if blur is None else blur,
+            max_upscale=cfg.rules.max_upscale if min_face is None else 1 / min_face,
+        ),
+    )
+    detector, embedder = registry.load(cfg, pack)
+    extractor = Extractor(ws, cfg, detector, embedder)
+    results = []
+    for source in sources:
+        results.append(_extract_one(extractor, source, force, as_json))
+    if as_json:
+        out.print_json(json.dumps([_result_json(r) for r in results]))
+    else:
+        _print_summary(results, detector, embedder)
+
+
+def _extract_one(extractor: Extractor, source: Path, force: bool, quiet: bool) -> Result:
+    from .decode import probe
+
+    info = probe(source)
+    total = info.frames_total
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[faces]}"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(Path(source).name[:40], total=total, faces="")
+
+        def update(frame: int, stats: Stats) -> None:
+            r = stats.rates()
+            progress.update(
+                task,
+                completed=frame + 1,
+                faces=f"kept {stats.faces_kept} flagged {stats.faces_flagged} "
+                f"small {stats.faces_small} · decode {r['decode_frames_per_s']:.0f} fr/s "
+                f"detect {r['detect_frames_per_s']:.1f} fr/s",
+            )
+
+        result = extractor.run(source, force=force, progress=update)
+        if total:
+            progress.update(task, completed=total)
+    return result
+
+
+def _result_json(result: Result) -> dict:
+    s = result.stats
+    return {
+        "film_id": result.film_id,
+        "slug": result.slug,
+        "state": result.state,
+        "output": str(result.output),
+        "frames_sampled": s.frames_sampled,
+        "faces_kept": s.faces_kept,
+        "faces_flagged": s.faces_flagged,
+        "faces_too_small": s.faces_small,
+        "reasons": dict(s.reasons),
+        "seconds": round(s.wall_seconds, 3),
+        **{k: round(v, 2) for k, v in s.rates().items()},
+    }
+
+
+def _print_summary(results: list[Result], detector, embedder) -> None:
+    table = Table(title="extraction")
+    for column in (
+        "film",
+        "state",
+        "frames",
+        "kept",
+        "flagged",
+        "too small",
+        "reasons",
+        "decode fr/s",
+        "detect fr/s",
+        "faces/s",
+    ):
+        table.add_column(column, justify="right" if column not in ("film", "reasons") else "left")
+    for r in results:
+        s, rates = r.stats, r.stats.rates()
+        reasons = ", ".join(f"{k} {v}" for k, v in s.reasons.most_common())
+        table.add_row(
+            r.slug,
+            r.state,
+            str(s.frames_sampled),
+            str(s.faces_kept),
+            str(s.faces_flagged),
+            str(s.faces_small),
+            reasons or "-",
+            f"{rates['decode_frames_per_s']:.0f}",
+            f"{rates['detect_frames_per_s']:.1f}",
+            f"{rates['faces_per_s']:.1f}",
+        )
+    out.print(table)
+    out.print(f"models: {detector.name} + {embedder.name} ({embedder.dim}-d)")
+    for r in results:
+        out.print(f"faces of {r.slug}: {r.output}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def films(ctx: click.Context, as_json: bool) -> None:
+    """List films with state and counts."""
+    ws = _workspace(ctx, create=False)
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    rows = catalogue.films(conn)
+    conn.close()
+    if as_json:
+        for row in rows:
+            row["params"] = json.loads(row["params"])
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"films in {ws.root}")
+    for column in (
+        "id",
+        "film",
+        "kind",
+        "state",
+        "frames",
+        "faces",
+        "passed",
+        "too small",
+        "error",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["slug"],
+            row["kind"],
+            row["state"],
+            f"{row['last_frame'] + 1}/{row['frames_total'] or '?'}",
+            str(row["faces"]),
+            str(row["faces_passed"]),
+            str(row["faces_small"]),
+            row["error"] or "",
+        )
+    out.print(table)
+
+
+@main.command()
+@click.option("--film", help="Only this film (id, slug or path).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every field).")
+@click.pass_context
+def faces(ctx: click.Context, film: str | None, as_json: bool) -> None:
+    """List faces with their source, geometry, measures, reasons and crop path."""
+    ws = _workspace(ctx, create=False)
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    film_id = None
+    if film is not None:
+        row = catalogue.film_by_ref(conn, film)
+        if row is None:
+            conn.close()
+            raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
+        film_id = int(row["id"])
+    rows = catalogue.faces(conn, film_id)
+    conn.close()
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"{len(rows)} faces")
+    for column in (
+        "id",
+        "film",
+        "frame",
+        "time",
+        "source",
+        "upscale",
+        "sharp",
+        "roll",
+        "yaw",
+        "area",
+        "reasons",
+        "crop",
+    ):
+        table.add_column(column)
+    for row in rows:
+        m = row["measures"]
+        table.add_row(
+            str(row["id"]),
+            row["film"],
+            str(row["frame"]),
+            f"{row['pts']:.2f}s" if row["pts"] is not None else "",
+            row["source"] or "",
+            f"{m['upscale']:.2f}",
+            f"{m['sharpness']:.0f}",
+            f"{m['roll']:+.0f}°",
+            f"{m['yaw']:+.0f}°",
+            f"{m['face_area']:.0%}",
+            "; ".join(row["reasons"]) or "ok",
+            row["crop_path"],
+        )
+    out.print(table)
+
+
+@main.command()
+@click.option("--size", default=512, show_default=True, help="Crop size for the demo.")
+@click.pass_context
+def demo(ctx: click.Context, size: int) -> None:
+    """Synthesise a short film from package-shipped photos and extract its faces."""
+    from . import demo as demo_mod
+
+    ws = _workspace(ctx)
+    film = demo_mod.make_demo_film(ws, size)
+    out.print(f"demo film: {film}")
+    ctx.invoke(extract, sources=(film,), size=size)
+
+
+for _ep in entry_points(group="reelface.commands"):
+    # daemon/ and tui/ add their own subcommands without core importing them.
+    main.add_command(_ep.load())

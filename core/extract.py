@@ -1,0 +1,461 @@
+"""Film → aligned faces: decode, detect (coarse, refined), align, measure, embed, write, commit."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import queue
+import re
+import shutil
+import sqlite3
+import threading
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import align, catalogue, decode, quality
+from .config import Config
+from .models.base import Detection, Detector, Embedder
+from .workspace import Workspace
+
+# A coarse detection may be off by this much in scale; faces that might still pass are refined.
+COARSE_SLACK = 1.3
+# Side of the region re-detected around a face, in face boxes: room for the box to be wrong.
+REFINE_CONTEXT = 2.0
+# The smallest eye distance, in detector input pixels, at which SCRFD still finds faces reliably.
+MIN_DETECT_IOD = 10.0
+
+
+class ExtractError(RuntimeError):
+    """Extraction cannot go on; the message names the file and the fix."""
+
+
+@dataclass
+class Stats:
+    """Counters and timings of one extraction run (this run only, not earlier resumed ones)."""
+
+    frames_sampled: int = 0
+    frames_reached: int = 0
+    faces_kept: int = 0
+    faces_flagged: int = 0
+    faces_small: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    decode_seconds: float = 0.0
+    detect_seconds: float = 0.0
+    analyse_seconds: float = 0.0
+    write_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def rates(self) -> dict[str, float]:
+        def per(count: float, seconds: float) -> float:
+            return count / seconds if seconds > 0 else 0.0
+
+        faces = self.faces_kept + self.faces_flagged
+        return {
+            "decode_frames_per_s": per(self.frames_reached, self.decode_seconds),
+            "detect_frames_per_s": per(self.frames_sampled, self.detect_seconds),
+            "frames_per_s": per(self.frames_sampled, self.wall_seconds),
+            "faces_per_s": per(faces, self.wall_seconds),
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    film_id: int
+    slug: str
+    state: str  # done | skipped
+    output: Path
+    stats: Stats
+
+
+def slugify(path: Path, content_hash: str) -> str:
+    """A folder name from the file name (ASCII, short) plus a hash prefix so names never collide."""
+    stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower()[:48] or "film"
+    return f"{stem}-{content_hash[:8]}"
+
+
+def crop_name(frame: int, slot: int) -> str:
+    return f"{frame:07d}_{slot}.png"
+
+
+def write_png(path: Path, rgb: np.ndarray, compression: int) -> None:
+    """Encode and write atomically: a temp name in the same folder, then rename."""
+    ok, data = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    )
+    if not ok:
+        raise ExtractError(f"cannot encode {path.name} as PNG")
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def detect_size_for(config: Config, frame_shape: tuple[int, ...]) -> int:
+    """Coarse input size: the configured one, larger only if the smallest keepable face needs it."""
+    ext = config.extract
+    min_iod = align.FFHQ.scaled(ext.size).points
+    min_iod = float(min_iod[1, 0] - min_iod[0, 0]) / config.rules.max_upscale
+    needed = max(frame_shape[:2]) * MIN_DETECT_IOD / max(min_iod, 1e-6)
+    size = max(ext.detect_size, int(np.ceil(needed / 32) * 32))
+    return min(size, max(32, int(np.ceil(max(frame_shape[:2]) / 32) * 32)), 1280)
+
+
+def _refine_matrix(det: Detection, side: int) -> np.ndarray:
+    """Frame → square refine input centred on the face, `REFINE_CONTEXT` boxes wide."""
+    box = det.box
+    centre = (box[:2] + box[2:]) / 2
+    extent = REFINE_CONTEXT * float(max(box[2] - box[0], box[3] - box[1]))
+    scale = side / max(extent, 1.0)
+    return np.array(
+        [[scale, 0, side / 2 - scale * centre[0]], [0, scale, side / 2 - scale * centre[1]]]
+    )
+
+
+def _best_match(found: list[Detection], side: int) -> Detection | None:
+    """The re-detection nearest the refine input's centre, where the face was put."""
+    if not found:
+        return None
+    centre = np.array([side / 2, side / 2])
+    return min(found, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)))
+
+
+def _map_detection(det: Detection, inverse: np.ndarray) -> Detection:
+    corners = align.apply(inverse, det.box.reshape(2, 2))
+    return Detection(
+        corners.reshape(4).astype(np.float32),
+        det.score,
+        align.apply(inverse, det.landmarks).astype(np.float32),
+    )
+
+
+class Extractor:
+    """Runs the extraction pipeline for one workspace with one pair of models."""
+
+    def __init__(
+        self, ws: Workspace, config: Config, detector: Detector, embedder: Embedder
+    ) -> None:
+        self.ws, self.config, self.detector, self.embedder = ws, config, detector, embedder
+        self.writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
+
+    # -- detection ---------------------------------------------------------------------------
+
+    def find_faces(self, frames: list[np.ndarray]) -> tuple[list[list[Detection]], int]:
+        """Faces large enough to keep in each frame, refined, and how many were too small."""
+        ext, rules = self.config.extract, self.config.rules
+        size = detect_size_for(self.config, frames[0].shape)
+        coarse = self.detector.detect(frames, size, ext.threshold)
+        small = 0
+        candidates: list[tuple[int, Detection]] = []
+        for index, found in enumerate(coarse):
+            for det in found:
+                matrix = align.align_matrix(det.landmarks, align.FFHQ, ext.size)
+                if align.scale_of(matrix) > rules.max_upscale * COARSE_SLACK:
+                    small += 1
+                else:
+                    candidates.append((index, det))
+        out: list[list[Detection]] = [[] for _ in frames]
+        if not candidates:
+            return out, small
+        side = ext.refine_size
+        matrices = [_refine_matrix(det, side) for _, det in candidates]
+        crops = [
+            align.warp(frames[i], m, side, fine=False)
+            for (i, _), m in zip(candidates, matrices, strict=True)
+        ]
+        refined = self.detector.detect(crops, side, ext.threshold * 0.8)
+        for (index, det), matrix, found in zip(candidates, matrices, refined, strict=True):
+            best = _best_match(found, side)
+            final = _map_detection(best, align.invert(matrix)) if best else det
+            out[index].append(final)
+        return out, small
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    def analyse(
+        self, frames: list[decode.Frame], faces_dir: Path, slug: str
+    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray, np.ndarray]], int]:
+        """Records of a batch, the crops to write (path, frame, matrix) and the too-small count."""
+        ext, rules = self.config.extract, self.config.rules
+        images = [f.rgb for f in frames if f.rgb.size]
+        usable = [f for f in frames if f.rgb.size]
+        found, small = self.find_faces(images) if images else ([], 0)
+        records: list[catalogue.FaceRecord] = []
+        writes = []
+        chips = []
+        template = self.embedder.template
+        for frame, detections in zip(usable, found, strict=True):
+            # Left to right, so slot numbers are stable between runs.
+            for det in sorted(detections, key=lambda d: float(d.box[0] + d.box[2])):
+                matrix = align.align_matrix(det.landmarks, align.FFHQ, ext.size)
+                if align.scale_of(matrix) > rules.max_upscale:
+                    small += 1
+                    continue
+                analysis_m = align.align_matrix(
+                    det.landmarks, quality.ANALYSIS, quality.ANALYSIS.size
+                )
+                grey = cv2.cvtColor(
+                    align.warp_smooth(frame.rgb, analysis_m, quality.ANALYSIS.size),
+                    cv2.COLOR_RGB2GRAY,
+                )
+                measures = quality.measure(
+                    det.box, det.score, det.landmarks, matrix, ext.size, frame.rgb.shape[:2], grey
+                )
+                reasons = quality.reasons(measures, rules)
+                slot = sum(1 for r in records if r.frame == frame.index)
+                path = faces_dir / crop_name(frame.index, slot)
+                chip_m = align.align_matrix(det.landmarks, template, template.size)
+                chips.append(align.warp_smooth(frame.rgb, chip_m, template.size))
+                writes.append((path, frame.rgb, matrix))
+                records.append(
+                    catalogue.FaceRecord(
+                        frame=frame.index,
+                        slot=slot,
+                        pts=frame.pts,
+                        source=frame.source,
+                        box=det.box,
+                        landmarks=det.landmarks,
+                        landmarks_crop=align.apply(matrix, det.landmarks),
+                        matrix=matrix,
+                        crop_size=ext.size,
+                        crop_path=str(path.relative_to(self.ws.root)),
+                        measures=measures.as_dict(),
+                        reasons=reasons,
+                        passed=quality.passes(reasons),
+                        embedding=np.zeros(0, np.float32),
+                    )
+                )
+        if chips:
+            vectors = self.embedder.embed(np.stack(chips))
+            for record, vector in zip(records, vectors, strict=True):
+                record.embedding = vector
+        return records, writes, small
+
+    def _write(self, path: Path, rgb: np.ndarray, matrix: np.ndarray) -> None:
+        write_png(
+            path,
+            align.warp(rgb, matrix, self.config.extract.size),
+            self.config.extract.png_compression,
+        )
+
+    # -- one film --------------------------------------------------------------------------------
+
+    def params(self) -> dict:
+        ext = self.config.extract
+        return {
+            "interval": ext.interval,
+            "size": ext.size,
+            "exact_frames": ext.exact_frames,
+            "detector": [f.sha256 for f in self.detector.files],
+            "embedder": [f.sha256 for f in self.embedder.files],
+        }
+
+    def run(
+        self,
+        source: Path,
+        force: bool = False,
+        progress: Callable[[int, Stats], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Result:
+        """Extract one film or image folder into the workspace, resuming where a run stopped."""
+        info = decode.probe(source)
+        conn = catalogue.open_catalogue(self.ws.catalogue_path)
+        try:
+            return self._run(conn, info, force, progress, stop)
+        finally:
+            conn.close()
+
+    def _prepare(self, conn, info: catalogue.FilmInfo, force: bool) -> tuple[int, str, int, bool]:
+        """Film row id, slug, last frame committed, and whether it is already done."""
+        params = self.params()
+        row = catalogue.find_film(conn, info.content_hash)
+        if row is None:
+            slug = slugify(Path(info.path), info.content_hash)
+            return catalogue.add_film(conn, info, slug, params), slug, -1, False
+        film_id, slug = int(row["id"]), str(row["slug"])
+        if force:
+            self._reset(conn, film_id, slug, params)
+            return film_id, slug, -1, False
+        if json.loads(row["params"]) != params:
+            raise ExtractError(
+                f"{info.path} was extracted with other settings ({row['params']}); "
+                "rerun with --force to extract it again with these"
+            )
+        return film_id, slug, int(row["last_frame"]), row["state"] == "done"
+
+    def _reset(self, conn, film_id: int, slug: str, params: dict) -> None:
+        with catalogue.transaction(conn):
+            conn.execute("DELETE FROM faces WHERE film_id = ?", (film_id,))
+            conn.execute(
+                "UPDATE films SET last_frame = -1, frames_sampled = 0, faces_small = 0, "
+                "state = 'new', error = NULL, params = ? WHERE id = ?",
+                (json.dumps(params, sort_keys=True), film_id),
+            )
+        shutil.rmtree(self.ws.film_dir(slug) / "faces", ignore_errors=True)
+
+    def _remove_orphans(self, conn, film_id: int, faces_dir: Path) -> None:
+        """Crops written after the last commit of a killed run: they will be written again."""
+        known = {
+            Path(r[0]).name
+            for r in conn.execute("SELECT crop_path FROM faces WHERE film_id = ?", (film_id,))
+        }
+        for item in faces_dir.iterdir():
+            if item.name not in known:
+                item.unlink(missing_ok=True)
+
+    def _run(self, conn, info, force, progress, stop) -> Result:
+        film_id, slug, last, done = self._prepare(conn, info, force)
+        faces_dir = self.ws.film_dir(slug) / "faces"
+        stats = Stats()
+        if done:
+            return Result(film_id, slug, "skipped", faces_dir, stats)
+        try:
+            faces_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ExtractError(f"cannot create {faces_dir}: {error.strerror}") from error
+        self._remove_orphans(conn, film_id, faces_dir)
+        catalogue.set_film_state(conn, film_id, "extracting")
+        detector_id = catalogue.model_id(conn, self.detector.files[0])
+        embedder_id = catalogue.model_id(conn, self.embedder.files[0])
+        started = time.perf_counter()
+        pending: tuple[list, list[Future], int, int, int] | None = None
+
+        def flush() -> None:
+            nonlocal pending
+            if pending is None:
+                return
+            records, futures, last_frame, sampled, small = pending
+            pending = None
+            t = time.perf_counter()
+            for future in futures:
+                future.result()  # a failed write raises here, before anything is committed
+            stats.write_seconds += time.perf_counter() - t
+            catalogue.commit_batch(
+                conn, film_id, records, last_frame, sampled, small, detector_id, embedder_id
+            )
+            for record in records:
+                stats.faces_kept += record.passed
+                stats.faces_flagged += not record.passed
+                stats.reasons.update(quality.reason_keys(record.reasons))
+            stats.faces_small += small
+
+        try:
+            for batch in self._batches(Path(info.path), info.kind, last, stats, stop):
+                t = time.perf_counter()
+                records, writes, small = self.analyse(batch, faces_dir, slug)
+                stats.detect_seconds += time.perf_counter() - t
+                flush()  # the previous batch's crops were written while this one was analysed
+                futures = [self.writer.submit(self._write, *w) for w in writes]
+                pending = (records, futures, batch[-1].index, len(batch), small)
+                stats.frames_sampled += len(batch)
+                stats.frames_reached = batch[-1].index + 1
+                stats.wall_seconds = time.perf_counter() - started
+                if progress:
+                    progress(batch[-1].index, stats)
+            flush()
+        except (OSError, sqlite3.OperationalError) as error:
+            message = _write_failure(error, faces_dir)
+            _mark_failed(conn, film_id, message)
+            raise ExtractError(message) from error
+        except decode.SourceError as error:
+            _mark_failed(conn, film_id, str(error))
+            raise
+        except BaseException as error:
+            reason = f"interrupted ({type(error).__name__}); run again to resume"
+            _mark_failed(conn, film_id, reason)
+            raise
+        total = info.frames_total
+        reached = stats.frames_reached or last + 1
+        if info.kind == "video" and total and reached < 0.9 * total - self.config.extract.interval:
+            message = (
+                f"{info.path}: decoding stopped at frame {reached} of {total} "
+                "(truncated or damaged file); the faces found so far are kept"
+            )
+            _mark_failed(conn, film_id, message)
+            raise decode.SourceError(message)
+        stats.wall_seconds = time.perf_counter() - started
+        stopped = stop is not None and stop.is_set()
+        catalogue.set_film_state(conn, film_id, "extracting" if stopped else "done")
+        return Result(film_id, slug, "stopped" if stopped else "done", faces_dir, stats)
+
+    def _batches(
+        self, path: Path, kind: str, last: int, stats: Stats, stop: threading.Event | None
+    ) -> Iterator[list[decode.Frame]]:
+        """Sampled frames in batches, decoded on a background thread that overlaps detection."""
+        ext = self.config.extract
+        if kind == "images":
+            frames = decode.image_frames(path, last + 1)
+        else:
+            frames = decode.video_frames(path, ext.interval, last, ext.exact_frames)
+        feed: queue.Queue = queue.Queue(maxsize=2 * ext.batch)
+        done = object()
+        halt = threading.Event()
+
+        def produce() -> None:
+            try:
+                t = time.perf_counter()
+                for frame in frames:
+                    stats.decode_seconds += time.perf_counter() - t
+                    while not halt.is_set():
+                        try:
+                            feed.put(frame, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+                    if halt.is_set():
+                        return
+                    t = time.perf_counter()
+                feed.put(done)
+            except Exception as error:  # handed to the consumer, which raises it
+                feed.put(decode.SourceError(f"{path}: decoding failed ({error})"))
+
+        thread = threading.Thread(target=produce, name="decode", daemon=True)
+        thread.start()
+        batch: list[decode.Frame] = []
+        try:
+            while True:
+                item = feed.get()
+                if item is done:
+                    break
+                if isinstance(item, Exception):
+                    raise item
+                batch.append(item)
+                if len(batch) == ext.batch:
+                    yield batch
+                    batch = []
+                    if stop is not None and stop.is_set():
+                        return
+            if batch:
+                yield batch
+        finally:
+            halt.set()
+            thread.join(timeout=5)
+
+
+def _mark_failed(conn, film_id: int, message: str) -> None:
+    # The disk may be full; the row then stays "extracting", which resumes the same way.
+    with contextlib.suppress(sqlite3.Error):
+        catalogue.set_film_state(conn, film_id, "failed", message)
+
+
+def _write_failure(error: Exception, folder: Path) -> str:
+    code = getattr(error, "errno", None)
+    if code == errno.ENOSPC or "full" in str(error):
+        return f"disk full while writing to {folder.parent}: free space and run the same command"
+    if code in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return f"cannot write to {folder}: {error.strerror} (check permissions)"
+    return f"cannot write to {folder}: {getattr(error, 'strerror', None) or error}"

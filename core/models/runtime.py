@@ -1,0 +1,38 @@
+"""onnxruntime sessions: CUDA when the machine has it, CPU otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import ModelError
+
+
+def providers() -> list[str]:
+    """The execution providers to ask for, best first, among those this onnxruntime has."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in wanted if p in available] or available
+
+
+def session(path: Path):  # -> onnxruntime.InferenceSession
+    """Open an ONNX file, turning every load failure into one line that names the file."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path} (run `reelface models install`)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # ort warns about unused initialisers on every load
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers())
+    except Exception as error:  # onnxruntime raises several unrelated types
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"cannot load model {path}: {first} "
+            "(reinstall it with `reelface models install --force`)"
+        ) from error
+
+
+def on_gpu(sess) -> bool:
+    return "CUDAExecutionProvider" in sess.get_providers()

@@ -1,0 +1,399 @@
+"""Short real video files synthesised from real photos shipped inside installed packages.
+
+A film is a list of shots; each shot moves a virtual camera (pan, zoom, roll, defocus) over one
+photo while following one of its faces, and every frame comes with exact landmark truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+__all__ = [
+    "FaceTruth",
+    "FrameTruth",
+    "Pose",
+    "Shot",
+    "load_photo",
+    "make_film",
+    "package_landmarks",
+    "package_photos",
+    "read_truth",
+    "render_frame",
+    "truth_path",
+]
+
+# Fill for frame pixels that the photo does not cover: mid-grey rather than black (black is
+# read as a legitimate letterbox) and rather than a mirrored copy (which would add faces that
+# are not in the truth).
+FILL_RGB = (128, 128, 128)
+# Below this zoom factor the photo is first area-resampled so the warp does not alias.
+_PRESHRINK_BELOW = 0.8
+# Encoders that accept x264/x265-style rate control options.
+_CRF_CODECS = {"h264", "libx264", "hevc", "libx265"}
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Where the followed face sits in the frame."""
+
+    centre: tuple[float, float]  # frame pixels of the midpoint between the two eyes
+    eye_distance: float  # pixels between the eye centres in the frame
+    roll: float = 0.0  # degrees, positive = counter-clockwise in the image
+
+
+# eq=False: shots and truths hold arrays, which neither hash nor compare to a single bool.
+@dataclass(frozen=True, eq=False)
+class Shot:
+    """One segment between two cuts: a camera move over one photo following one face."""
+
+    photo: np.ndarray  # RGB uint8 source photo
+    landmarks: np.ndarray  # (F, 5, 2): eye L, eye R, nose, mouth L, mouth R (L = image left)
+    face: int  # which face the camera follows (index into landmarks)
+    frames: int
+    start: Pose
+    end: Pose  # poses are interpolated linearly across the shot (pan, zoom, rotate)
+    blur: float = 0.0  # Gaussian sigma in frame pixels applied to the whole frame
+    label: str = "clean"  # free text carried into the truth, e.g. "blur", "tilt", "edge"
+
+
+@dataclass(frozen=True, eq=False)
+class FaceTruth:
+    """One face of the photo mapped into a frame."""
+
+    face: int  # index into the shot's landmarks
+    landmarks: np.ndarray  # (5, 2) in frame pixels (may lie outside the frame)
+
+
+@dataclass(frozen=True, eq=False)
+class FrameTruth:
+    """Ground truth of one frame in the file."""
+
+    index: int  # frame index in the file
+    shot: int
+    label: str
+    faces: tuple[FaceTruth, ...]  # every face of the photo, mapped into the frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Package photos
+
+
+def _package_dir(name: str) -> Path | None:
+    """Folder of an installed package without importing it (insightface imports are slow)."""
+    try:
+        spec = find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# (package, relative path) of real face photos known to ship inside wheels.
+_PHOTOS: dict[str, tuple[str, str]] = {
+    "insightface_t1": ("insightface", "data/images/t1.jpg"),
+    "insightface_tom_hanks": ("insightface", "data/images/Tom_Hanks_54745.png"),
+    "skimage_astronaut": ("skimage", "data/astronaut.png"),
+}
+
+# Five landmarks per face, measured once with dlib's 68-point model (eye centre = mean of the six
+# eye contour points, nose tip, mouth corners), faces ordered left to right. Good to ~2 px.
+_LANDMARKS: dict[str, list[list[list[float]]]] = {
+    "insightface_t1": [
+        [[87.7, 330.2], [128.8, 310.5], [118.0, 337.0], [114.0, 372.0], [148.0, 352.0]],
+        [[291.8, 212.3], [320.5, 194.3], [302.0, 229.0], [313.0, 249.0], [338.0, 234.0]],
+        [[491.7, 320.3], [540.5, 333.7], [509.0, 366.0], [481.0, 369.0], [531.0, 380.0]],
+        [[761.8, 398.7], [800.5, 403.8], [771.0, 431.0], [764.0, 436.0], [807.0, 442.0]],
+        [[916.8, 117.8], [950.3, 114.7], [923.0, 148.0], [929.0, 176.0], [959.0, 169.0]],
+        [[1149.3, 327.7], [1192.0, 324.8], [1164.0, 348.0], [1153.0, 367.0], [1196.0, 364.0]],
+    ],
+    "insightface_tom_hanks": [
+        [[36.0, 51.7], [72.2, 50.0], [63.0, 78.0], [37.0, 92.0], [66.0, 91.0]],
+    ],
+    "skimage_astronaut": [
+        [[203.2, 101.5], [246.5, 104.2], [225.0, 127.0], [201.0, 139.0], [246.0, 141.0]],
+    ],
+}
+
+
+def package_photos() -> dict[str, Path]:
+    """Real face photos shipped inside installed packages; only those present on disk."""
+    found: dict[str, Path] = {}
+    for name, (package, rel) in _PHOTOS.items():
+        root = _package_dir(package)
+        if root is not None and (root / rel).is_file():
+            found[name] = root / rel
+    return found
+
+
+def package_landmarks() -> dict[str, np.ndarray]:
+    """(F, 5, 2) landmarks of every face in each photo of `package_photos()`, same keys."""
+    return {name: np.array(_LANDMARKS[name], dtype=np.float64) for name in package_photos()}
+
+
+def load_photo(path: Path | str) -> np.ndarray:
+    """Read an image file as RGB uint8."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _validate_shot(shot: Shot) -> None:
+    """Raise ValueError for a shot that cannot be rendered."""
+    photo = np.asarray(shot.photo)
+    if photo.dtype != np.uint8 or photo.ndim not in (2, 3) or min(photo.shape[:2]) < 2:
+        raise ValueError(f"photo must be a uint8 image, got {photo.dtype} {photo.shape}")
+    if photo.ndim == 3 and photo.shape[2] not in (1, 3):
+        raise ValueError(f"photo must be RGB, got {photo.shape[2]} channels")
+    lm = np.asarray(shot.landmarks)
+    if lm.ndim != 3 or lm.shape[1:] != (5, 2) or lm.shape[0] == 0:
+        raise ValueError(f"landmarks must be (F, 5, 2), got {lm.shape}")
+    if not np.all(np.isfinite(lm)):
+        raise ValueError("landmarks must be finite")
+    if not 0 <= shot.face < lm.shape[0]:
+        raise ValueError(f"face {shot.face} out of range for {lm.shape[0]} faces")
+    if np.linalg.norm(lm[shot.face, 1] - lm[shot.face, 0]) < 1e-6:
+        raise ValueError("followed face has coincident eyes")
+    if shot.frames < 1:
+        raise ValueError(f"a shot needs at least one frame, got {shot.frames}")
+    for pose in (shot.start, shot.end):
+        if not pose.eye_distance > 0 or not all(map(math.isfinite, (*pose.centre, pose.roll))):
+            raise ValueError(f"invalid pose {pose}")
+    if not shot.blur >= 0:
+        raise ValueError(f"blur must be >= 0, got {shot.blur}")
+
+
+def _pose_at(shot: Shot, t: float) -> Pose:
+    """Linear interpolation of the shot's poses at t in [0, 1]."""
+    a, b = shot.start, shot.end
+    cx = a.centre[0] + (b.centre[0] - a.centre[0]) * t
+    cy = a.centre[1] + (b.centre[1] - a.centre[1]) * t
+    return Pose(
+        centre=(cx, cy),
+        eye_distance=a.eye_distance + (b.eye_distance - a.eye_distance) * t,
+        roll=a.roll + (b.roll - a.roll) * t,
+    )
+
+
+def _similarity(landmarks: np.ndarray, pose: Pose) -> np.ndarray:
+    """2×3 photo→frame similarity putting the followed face's eyes at `pose`."""
+    left, right = landmarks[0].astype(np.float64), landmarks[1].astype(np.float64)
+    mid = (left + right) / 2
+    vec = right - left
+    scale = pose.eye_distance / float(np.hypot(*vec))
+    # Image y points down, so a counter-clockwise roll is a negative angle in pixel coordinates.
+    angle = -math.radians(pose.roll) - math.atan2(vec[1], vec[0])
+    c, s = scale * math.cos(angle), scale * math.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    shift = np.asarray(pose.centre, dtype=np.float64) - rot @ mid
+    return np.hstack([rot, shift[:, None]])
+
+
+def _as_rgb(photo: np.ndarray) -> np.ndarray:
+    """Photo as a contiguous H×W×3 uint8 array."""
+    if photo.ndim == 2:
+        return cv2.cvtColor(photo, cv2.COLOR_GRAY2RGB)
+    if photo.shape[2] == 1:
+        return cv2.cvtColor(photo[:, :, 0], cv2.COLOR_GRAY2RGB)
+    return np.ascontiguousarray(photo)
+
+
+def _warp(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Warp the photo into a frame of `size` with anti-aliasing when shrinking."""
+    src = photo
+    m = matrix
+    zoom = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    if zoom < _PRESHRINK_BELOW:
+        # Lanczos alone aliases when shrinking; area-resample first, then fold the exact
+        # resize mapping (pixel centres: p' = (p + 0.5) * k - 0.5) into the matrix.
+        h, w = photo.shape[:2]
+        nw, nh = max(2, round(w * zoom)), max(2, round(h * zoom))
+        src = cv2.resize(photo, (nw, nh), interpolation=cv2.INTER_AREA)
+        kx, ky = nw / w, nh / h
+        inv_resize = np.array([[1 / kx, 0, 0.5 / kx - 0.5], [0, 1 / ky, 0.5 / ky - 0.5], [0, 0, 1]])
+        m = matrix @ inv_resize
+    return cv2.warpAffine(
+        src,
+        m,
+        size,
+        flags=cv2.INTER_LANCZOS4,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=FILL_RGB,
+    )
+
+
+def render_frame(shot: Shot, t: float, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """RGB frame at shot time t∈[0,1] and the 2×3 similarity matrix photo→frame."""
+    _validate_shot(shot)
+    width, height = int(size[0]), int(size[1])
+    if width < 2 or height < 2:
+        raise ValueError(f"frame size too small: {size}")
+    pose = _pose_at(shot, min(max(float(t), 0.0), 1.0))
+    matrix = _similarity(np.asarray(shot.landmarks)[shot.face], pose)
+    frame = _warp(_as_rgb(np.asarray(shot.photo)), matrix, (width, height))
+    if shot.blur > 0:
+        frame = cv2.GaussianBlur(frame, (0, 0), sigmaX=shot.blur, sigmaY=shot.blur)
+    return frame, matrix
+
+
+def _map_faces(landmarks: np.ndarray, matrix: np.ndarray) -> tuple[FaceTruth, ...]:
+    """Every face's landmarks mapped through the photo→frame matrix."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    mapped = pts @ matrix[:, :2].T + matrix[:, 2]
+    return tuple(FaceTruth(face=i, landmarks=mapped[i]) for i in range(len(mapped)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Films
+
+
+def truth_path(path: Path | str) -> Path:
+    """Where `make_film` writes the truth JSON of the film at `path`."""
+    return Path(path).with_suffix(".truth.json")
+
+
+def _shot_dict(shot: Shot) -> dict[str, Any]:
+    """JSON-ready description of a shot (without the photo)."""
+
+    def pose(p: Pose) -> dict[str, Any]:
+        return {"centre": list(p.centre), "eye_distance": p.eye_distance, "roll": p.roll}
+
+    return {
+        "label": shot.label,
+        "frames": shot.frames,
+        "face": shot.face,
+        "faces": int(np.asarray(shot.landmarks).shape[0]),
+        "photo_size": [int(shot.photo.shape[1]), int(shot.photo.shape[0])],
+        "start": pose(shot.start),
+        "end": pose(shot.end),
+        "blur": shot.blur,
+    }
+
+
+def _frame_dict(ft: FrameTruth) -> dict[str, Any]:
+    """JSON-ready frame truth."""
+    return {
+        "index": ft.index,
+        "shot": ft.shot,
+        "label": ft.label,
+        "faces": [{"face": f.face, "landmarks": f.landmarks.tolist()} for f in ft.faces],
+    }
+
+
+def read_truth(path: Path | str) -> tuple[dict[str, Any], list[FrameTruth]]:
+    """Load a truth JSON (or the truth of a film path): film-level fields and per-frame truth."""
+    p = Path(path)
+    if not p.name.endswith(".truth.json"):
+        p = truth_path(p)
+    data = json.loads(p.read_text())
+    frames = [
+        FrameTruth(
+            index=int(f["index"]),
+            shot=int(f["shot"]),
+            label=str(f["label"]),
+            faces=tuple(
+                FaceTruth(face=int(x["face"]), landmarks=np.array(x["landmarks"], dtype=np.float64))
+                for x in f["faces"]
+            ),
+        )
+        for f in data["frames"]
+    ]
+    film = {k: v for k, v in data.items() if k != "frames"}
+    return film, frames
+
+
+def _temp_sibling(path: Path, suffix: str) -> Path:
+    """Hidden unique name next to `path`, so os.replace stays on one filesystem."""
+    return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
+
+
+def make_film(
+    path: Path,
+    shots: Sequence[Shot],
+    size: tuple[int, int] = (1280, 720),
+    fps: int = 25,
+    codec: str = "h264",
+    gop: int = 50,
+) -> list[FrameTruth]:
+    """Encode the shots back to back into `path` with PyAV; return per-frame truth.
+
+    Also writes path.with_suffix('.truth.json'); both files appear atomically or not at all.
+    """
+    path = Path(path)
+    width, height = int(size[0]), int(size[1])
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise ValueError(f"frame size must be even and positive, got {size}")
+    if fps < 1 or gop < 1:
+        raise ValueError(f"fps and gop must be positive, got fps={fps} gop={gop}")
+    if not shots:
+        raise ValueError("a film needs at least one shot")
+    for shot in shots:
+        _validate_shot(shot)
+
+    video_tmp = _temp_sibling(path, path.suffix)
+    truth_file = truth_path(path)
+    truth_tmp = _temp_sibling(truth_file, ".json")
+    truth: list[FrameTruth] = []
+    try:
+        with av.open(str(video_tmp), mode="w") as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height = width, height
+            stream.pix_fmt = "yuv420p"
+            # Keep our own time base: the muxer rewrites stream.time_base (e.g. to 1/12800)
+            # once the header is written, so frames must not borrow it.
+            time_base = Fraction(1, fps)
+            stream.codec_context.time_base = time_base
+            stream.codec_context.gop_size = gop
+            options = {"crf": "18"} if codec in _CRF_CODECS else {}
+            if codec in ("hevc", "libx265"):
+                options["x265-params"] = "log-level=error"  # x265 logs to stderr by default
+            stream.options = options
+            index = 0
+            for shot_index, shot in enumerate(shots):
+                for i in range(shot.frames):
+                    t = i / (shot.frames - 1) if shot.frames > 1 else 0.0
+                    rgb, matrix = render_frame(shot, t, (width, height))
+                    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                    frame.pts = index
+                    frame.time_base = time_base
+                    container.mux(stream.encode(frame))
+                    faces = _map_faces(shot.landmarks, matrix)
+                    truth.append(FrameTruth(index, shot_index, shot.label, faces))
+                    index += 1
+            container.mux(stream.encode(None))  # flush delayed (B-)frames
+
+        doc = {
+            "size": [width, height],
+            "fps": fps,
+            "codec": codec,
+            "gop": gop,
+            "frame_count": len(truth),
+            "shot_labels": [s.label for s in shots],
+            "shots": [_shot_dict(s) for s in shots],
+            "frames": [_frame_dict(ft) for ft in truth],
+        }
+        truth_tmp.write_text(json.dumps(doc))
+        os.replace(video_tmp, path)
+        os.replace(truth_tmp, truth_file)
+    finally:
+        for tmp in (video_tmp, truth_tmp):
+            tmp.unlink(missing_ok=True)
+    return truth

