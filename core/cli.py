@@ -219,22 +219,10 @@ def _result_json(result: Result) -> dict:
 
 def _print_summary(results: list[Result], detector, embedder) -> None:
     table = Table(title="extraction")
-    for column in (
-        "film",
-        "state",
-        "frames",
-        "kept",
-        "flagged",
-        "too small",
-        "reasons",
-        "decode fr/s",
-        "detect fr/s",
-        "faces/s",
-    ):
-        table.add_column(column, justify="right" if column not in ("film", "reasons") else "left")
+    for column in ("film", "state", "frames", "kept", "flagged", "too small"):
+        table.add_column(column, justify="left" if column == "film" else "right")
     for r in results:
-        s, rates = r.stats, r.stats.rates()
-        reasons = ", ".join(f"{k} {v}" for k, v in s.reasons.most_common())
+        s = r.stats
         table.add_row(
             r.slug,
             r.state,
@@ -242,15 +230,19 @@ def _print_summary(results: list[Result], detector, embedder) -> None:
             str(s.faces_kept),
             str(s.faces_flagged),
             str(s.faces_small),
-            reasons or "-",
-            f"{rates['decode_frames_per_s']:.0f}",
-            f"{rates['detect_frames_per_s']:.1f}",
-            f"{rates['faces_per_s']:.1f}",
         )
     out.print(table)
-    out.print(f"models: {detector.name} + {embedder.name} ({embedder.dim}-d)")
     for r in results:
-        out.print(f"faces of {r.slug}: {r.output}")
+        s, rates = r.stats, r.stats.rates()
+        reasons = ", ".join(f"{k} {v}" for k, v in s.reasons.most_common()) or "none"
+        out.print(f"[bold]{r.slug}[/]  reasons: {reasons}")
+        out.print(
+            f"  speed: decode {rates['decode_frames_per_s']:.0f} film frames/s, "
+            f"detect {rates['detect_frames_per_s']:.1f} sampled frames/s, "
+            f"{rates['faces_per_s']:.1f} faces/s, {s.wall_seconds:.1f} s in all"
+        )
+        out.print(f"  faces: {r.output}")
+    out.print(f"models: {detector.name} + {embedder.name} ({embedder.dim}-d)")
 
 
 @main.command()

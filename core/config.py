@@ -27,13 +27,13 @@ class ExtractConfig:
     interval: int = 10  # sample one frame in this many
     size: int = 1024  # output crop size (FFHQ alignment, PNG)
     detect_size: int = 320  # longer side of the frame for the first, coarse detection pass
-    refine_size: int = 384  # side of the square re-detection around each face kept
+    refine_size: int = 320  # side of the square re-detection around each face kept
     threshold: float = 0.5  # detector confidence to consider a face at all
     batch: int = 8  # frames per detection batch (and per catalogue commit)
     exact_frames: bool = False  # decode every frame to sample exact multiples of interval
-    png_compression: int = (
-        1  # zlib level 0–9; 1 is ~3× faster than the default for ~10 % more bytes
-    )
+    decode_threading: str = "SLICE"  # FFmpeg threading: SLICE, FRAME, AUTO or NONE
+    # zlib level 0–9 for the OpenCV fallback when fpng is not installed (fpng has one level).
+    png_compression: int = 1
 
 
 @dataclass(frozen=True)

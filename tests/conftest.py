@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from reelface import config, demo, synth, workspace
 from reelface.models import install
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from reelface import align
 from reelface.models import install
 from reelface.models.base import ModelError

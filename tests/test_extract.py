@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from reelface import align, catalogue, synth
 from reelface.cli import main
-
 from tests.conftest import CROP
 
 

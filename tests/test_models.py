@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from reelface import config, synth
 from reelface.cli import main
 from reelface.models import install, registry

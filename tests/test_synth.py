@@ -9,6 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+
 from reelface import synth
 from reelface.synth import FrameTruth, Pose, Shot, make_film, read_truth, render_frame
 

@@ -24,6 +24,8 @@ def session(path: Path):  # -> onnxruntime.InferenceSession
         raise ModelError(f"model file not found: {path} (run `reelface models install`)")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # ort warns about unused initialisers on every load
+    # Idle ort threads spin by default, stealing the cores that decoding and PNG writing need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=providers())
     except Exception as error:  # onnxruntime raises several unrelated types
