@@ -194,7 +194,7 @@ def _extract_one(extractor: Extractor, source: Path, force: bool, quiet: bool) -
                 f"detect {r['detect_frames_per_s']:.1f} fr/s",
             )
 
-        result = extractor.run(source, force=force, progress=update)
+        result = extractor.run(source, force=force, progress=update, info=info)
         if total:
             progress.update(task, completed=total)
     return result

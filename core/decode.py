@@ -94,6 +94,7 @@ def probe(path: Path) -> FilmInfo:
             if not streams:
                 raise SourceError(f"{path}: no video stream (is this a film?)")
             stream = streams[0]
+            stream.thread_type = "SLICE"  # frame threading would decode several frames first
             codec = stream.codec_context.name
             fps = float(stream.average_rate or stream.guessed_rate or 0) or None
             duration = None

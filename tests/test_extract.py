@@ -74,7 +74,8 @@ def test_faces_are_aligned_on_the_ffhq_template(extracted) -> None:
         true = frame.faces[shots[frame.shot]["face"]].landmarks
         iod = np.linalg.norm(true[1] - true[0])
         found = np.array(row["landmarks"])[:2]
-        assert np.linalg.norm(found - true[:2], axis=1).max() < 0.08 * iod, frame.index
+        # The truth's eye centres are dlib eyelid-contour means; SCRFD's are pupils: up to 8 %.
+        assert np.linalg.norm(found - true[:2], axis=1).max() < 0.1 * iod, frame.index
         ideal = align.align_matrix(true, align.FFHQ, CROP)
         ours = align.apply(np.array(row["matrix"]), true[:2])
         error = np.linalg.norm(ours - align.apply(ideal, true[:2]), axis=1).max()
@@ -176,3 +177,20 @@ def test_killed_and_resumed_extraction_equals_an_uninterrupted_one(
     result = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert _snapshot(root) == reference
+
+
+def test_reimported_crops_are_not_enlarged_and_pass(extracted, tmp_path: Path) -> None:
+    """Crops made by another tool (here: ours) come back as faces at 1.0× with their file names."""
+    root, _, rows, _, _ = extracted
+    folder = tmp_path / "aligned by another tool"
+    folder.mkdir()
+    clean = [r for r in rows if r["passed"]][:4]
+    for row in clean:
+        (folder / f"crop {row['id']}.png").write_bytes((root / row["crop_path"]).read_bytes())
+    again = tmp_path / "ws"
+    summary = extract_json(again, folder)
+    faces = all_faces(again)
+    assert summary["faces_kept"] == len(clean) == len(faces)
+    assert sorted(f["source"] for f in faces) == sorted(f"crop {r['id']}.png" for r in clean)
+    for face in faces:
+        assert face["measures"]["upscale"] == pytest.approx(1.0, abs=0.08)
