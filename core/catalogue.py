@@ -74,6 +74,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX faces_film ON faces (film_id, frame);
     """,
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL
+            CHECK (kind IN ('extract', 'cluster', 'export', 'train', 'evaluate')),
+        params TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'queued'
+            CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+        priority INTEGER NOT NULL DEFAULT 0,
+        film_id INTEGER REFERENCES films (id),
+        depends_on INTEGER REFERENCES jobs (id),
+        progress REAL NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        worker TEXT,
+        log_path TEXT,
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX jobs_state ON jobs (state, priority, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
