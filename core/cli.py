@@ -213,6 +213,7 @@ def _result_json(result: Result) -> dict:
         "faces_too_small": s.faces_small,
         "reasons": dict(s.reasons),
         "seconds": round(s.wall_seconds, 3),
+        "notes": s.notes,
         **{k: round(v, 2) for k, v in s.rates().items()},
     }
 
@@ -242,6 +243,8 @@ def _print_summary(results: list[Result], detector, embedder) -> None:
             f"{rates['faces_per_s']:.1f} faces/s, {s.wall_seconds:.1f} s in all"
         )
         out.print(f"  faces: {r.output}")
+        for note in s.notes:
+            out.print(f"  [yellow]note:[/] {note}")
     out.print(f"models: {detector.name} + {embedder.name} ({embedder.dim}-d)")
 
 

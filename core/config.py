@@ -32,6 +32,9 @@ class ExtractConfig:
     batch: int = 8  # frames per detection batch (and per catalogue commit)
     exact_frames: bool = False  # decode every frame to sample exact multiples of interval
     decode_threading: str = "SLICE"  # FFmpeg threading: SLICE, FRAME, AUTO or NONE
+    # Hardware decoding device ("cuda", "vaapi"…); "" = software. Checked on each film's first
+    # frame; when it fails, software decoding is used and the reason shown.
+    hwaccel: str = ""
     # zlib level 0–9 for the OpenCV fallback when fpng is not installed (fpng has one level).
     png_compression: int = 1
 

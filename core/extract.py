@@ -61,6 +61,7 @@ class Stats:
     analyse_seconds: float = 0.0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # things the user should know, one line each
 
     def rates(self) -> dict[str, float]:
         def per(count: float, seconds: float) -> float:
@@ -442,8 +443,13 @@ class Extractor:
         if kind == "images":
             frames = decode.image_frames(path, last + 1)
         else:
+            hwaccel = ext.hwaccel
+            problem = decode.hwaccel_problem(path, hwaccel) if hwaccel else None
+            if problem:
+                stats.notes.append(f"hardware decoding off: {problem}; decoding on the CPU")
+                hwaccel = ""
             frames = decode.video_frames(
-                path, ext.interval, last, ext.exact_frames, ext.decode_threading
+                path, ext.interval, last, ext.exact_frames, ext.decode_threading, hwaccel
             )
         feed: queue.Queue = queue.Queue(maxsize=2 * ext.batch)
         done = object()

@@ -194,3 +194,22 @@ def test_reimported_crops_are_not_enlarged_and_pass(extracted, tmp_path: Path) -
     assert sorted(f["source"] for f in faces) == sorted(f"crop {r['id']}.png" for r in clean)
     for face in faces:
         assert face["measures"]["upscale"] == pytest.approx(1.0, abs=0.08)
+
+
+def test_unavailable_hardware_decoding_falls_back_with_a_note(tmp_path: Path) -> None:
+    """Asked for CUDA decoding on a machine without it: the same faces, and a note why."""
+    from reelface import demo
+
+    film = tmp_path / "short.mp4"
+    synth.make_film(film, demo.scenario(640, 360, eye=60, frames=10)[:2], size=(640, 360))
+    results = {}
+    for hwaccel in ("", "cuda"):
+        root = tmp_path / f"ws-{hwaccel or 'cpu'}"
+        run_cli(root, "init")
+        config = root / "reelface.toml"
+        config.write_text(config.read_text().replace('hwaccel = ""', f'hwaccel = "{hwaccel}"'))
+        results[hwaccel] = extract_json(root, film, "--size", "128")
+    if not results["cuda"]["notes"]:
+        pytest.skip("this machine decodes with CUDA; the fallback path is not reachable here")
+    assert "hardware decoding off" in results["cuda"]["notes"][0]
+    assert results["cuda"]["faces_kept"] == results[""]["faces_kept"] > 0
