@@ -25,6 +25,7 @@ import numpy as np
 from . import align, catalogue, decode, quality
 from .config import Config
 from .models.base import Detection, Detector, Embedder
+from .thumbs import thumb_path, thumbs_of, write_thumb
 from .workspace import Workspace
 
 try:  # fpng: a fast lossless PNG writer (MIT); wheels exist for the common platforms only
@@ -218,8 +219,8 @@ class Extractor:
 
     def analyse(
         self, frames: list[decode.Frame], faces_dir: Path, slug: str
-    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray]], int]:
-        """Records of a batch, the crops to write (path, pixels) and the too-small count."""
+    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray, np.ndarray]], int]:
+        """Records of a batch, the crops to write (path, crop, preview) and the too-small count."""
         ext, rules = self.config.extract, self.config.rules
         images = [f.rgb for f in frames if f.rgb.size]
         usable = [f for f in frames if f.rgb.size]
@@ -254,7 +255,7 @@ class Extractor:
                 chip_m = align.align_matrix(det.landmarks, template, template.size)
                 chip_m = align.compose(chip_m, align.invert(to_analysis))
                 chips.append(align.warp_smooth(analysis, chip_m, template.size))
-                writes.append((path, crop))
+                writes.append((path, crop, analysis))
                 records.append(
                     catalogue.FaceRecord(
                         frame=frame.index,
@@ -289,7 +290,9 @@ class Extractor:
             return align.warp_smooth(rgb, matrix, size), matrix
         return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), matrix
 
-    def _write(self, path: Path, crop: np.ndarray) -> None:
+    def _write(self, path: Path, crop: np.ndarray, analysis: np.ndarray) -> None:
+        # The preview first: a crop on disk always has its thumbnail.
+        write_thumb(thumb_path(self.ws.root, str(path.relative_to(self.ws.root))), analysis)
         write_png(path, crop, self.config.extract.png_compression)
 
     # -- one film --------------------------------------------------------------------------------
@@ -347,6 +350,7 @@ class Extractor:
                 (json.dumps(params, sort_keys=True), film_id),
             )
         shutil.rmtree(self.ws.film_dir(slug) / "faces", ignore_errors=True)
+        shutil.rmtree(thumbs_of(self.ws.root, f"films/{slug}/faces"), ignore_errors=True)
 
     def _remove_orphans(self, conn, film_id: int, faces_dir: Path) -> None:
         """Crops written after the last commit of a killed run: they will be written again."""

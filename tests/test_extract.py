@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from reelface import align, catalogue, synth
+from reelface import align, catalogue, synth, thumbs
 from reelface.cli import main
 from tests.conftest import CROP
 
@@ -107,6 +107,9 @@ def test_every_face_has_a_record_a_crop_and_an_embedding(extracted) -> None:
     assert summary["faces_kept"] + summary["faces_flagged"] == len(rows) > 0
     files = sorted((root / "films" / summary["slug"] / "faces").iterdir())
     assert [f.name for f in files] == sorted(Path(r["crop_path"]).name for r in rows)
+    for row in rows:  # every face has its terminal preview
+        assert thumbs.load_thumb(root, row["crop_path"]).shape == (thumbs.SIZE, thumbs.SIZE, 3)
+        assert thumbs.thumb_path(root, row["crop_path"]).is_file()
     conn = catalogue.open_catalogue(root / "catalogue.sqlite")
     ids, vectors = catalogue.embeddings(conn)
     models = conn.execute("SELECT role, name, sha256 FROM models ORDER BY role").fetchall()

@@ -1,0 +1,54 @@
+"""Small previews of face crops for the terminal UI: made once, cached in the workspace."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SIZE = 128  # enough for a 60-cell-wide half-block preview; a thumbnail is ~6 KB
+QUALITY = 90
+
+
+def thumbs_of(root: Path, folder: str) -> Path:
+    """The thumbnail folder mirroring a workspace folder of crops."""
+    return root / "cache" / "thumbs" / folder
+
+
+def thumb_path(root: Path, crop_path: str) -> Path:
+    """Where the thumbnail of a crop (path relative to the workspace) lives."""
+    return thumbs_of(root, str(Path(crop_path).with_suffix(".jpg")))
+
+
+def write_thumb(path: Path, rgb: np.ndarray) -> None:
+    """Shrink an RGB crop to SIZE and write it as JPEG, atomically."""
+    small = cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(
+        ".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, QUALITY]
+    )
+    if not ok:
+        raise OSError(f"cannot encode a thumbnail for {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def load_thumb(root: Path, crop_path: str) -> np.ndarray:
+    """The thumbnail as RGB, made from the crop on first use (a 1024 PNG takes ~90 ms to decode)."""
+    path = thumb_path(root, crop_path)
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        crop = cv2.imread(str(root / crop_path), cv2.IMREAD_COLOR)
+        if crop is None:
+            raise FileNotFoundError(f"face crop missing: {root / crop_path}")
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+        write_thumb(path, rgb)
+        return cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
