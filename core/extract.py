@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import align, catalogue, decode, quality
+from . import align, catalogue, decode, detect, quality
 from .config import Config
 from .models.base import Detection, Detector, Embedder
 from .thumbs import thumb_path, thumbs_of, write_thumb
@@ -35,12 +35,6 @@ except ImportError:  # pragma: no cover
 
 # A coarse detection may be off by this much in scale; faces that might still pass are refined.
 COARSE_SLACK = 1.3
-# Side of the region re-detected around a face, in face boxes: room for the box to be wrong.
-REFINE_CONTEXT = 2.0
-# The eye distance, in detector input pixels, from which SCRFD finds faces reliably (it is
-# trained on WIDER FACE down to ~10 px faces; 16 px keeps a margin for blur and turned heads).
-MIN_DETECT_IOD = 16.0
-MIN_DETECT_SIZE, MAX_DETECT_SIZE = 128, 1280
 
 
 class ExtractError(RuntimeError):
@@ -122,56 +116,6 @@ def write_png(path: Path, rgb: np.ndarray, compression: int) -> None:
         raise
 
 
-def detect_size_for(config: Config, frame_shape: tuple[int, ...]) -> int:
-    """Coarse input size: the smallest at which the smallest keepable face is still found.
-
-    A face we may keep has at least the template's eye distance divided by the largest
-    enlargement; shrunk to `MIN_DETECT_IOD` pixels it is still detected reliably, so a 1080p
-    frame for 1024 px crops needs only a 192 px input. `detect_size` overrides when non-zero.
-    """
-    ext = config.extract
-    longest = max(frame_shape[:2])
-    if ext.detect_size:
-        size = ext.detect_size
-    else:
-        points = align.FFHQ.scaled(ext.size).points
-        min_iod = float(points[1, 0] - points[0, 0]) / config.rules.max_upscale
-        size = longest * MIN_DETECT_IOD / max(min_iod, 1e-6)
-    size = int(np.ceil(max(size, MIN_DETECT_SIZE) / 32) * 32)
-    return min(size, int(np.ceil(longest / 32) * 32), MAX_DETECT_SIZE)
-
-
-def _side(det: Detection) -> float:
-    return float(max(det.box[2] - det.box[0], det.box[3] - det.box[1]))
-
-
-def _refine_matrix(det: Detection, side: int) -> np.ndarray:
-    """Frame → square refine input centred on the face, `REFINE_CONTEXT` boxes wide."""
-    centre = (det.box[:2] + det.box[2:]) / 2
-    extent = REFINE_CONTEXT * _side(det)
-    scale = side / max(extent, 1.0)
-    return np.array(
-        [[scale, 0, side / 2 - scale * centre[0]], [0, scale, side / 2 - scale * centre[1]]]
-    )
-
-
-def _best_match(found: list[Detection], side: int) -> Detection | None:
-    """The re-detection nearest the refine input's centre, where the face was put."""
-    if not found:
-        return None
-    centre = np.array([side / 2, side / 2])
-    return min(found, key=lambda d: float(np.linalg.norm((d.box[:2] + d.box[2:]) / 2 - centre)))
-
-
-def _map_detection(det: Detection, inverse: np.ndarray) -> Detection:
-    corners = align.apply(inverse, det.box.reshape(2, 2))
-    return Detection(
-        corners.reshape(4).astype(np.float32),
-        det.score,
-        align.apply(inverse, det.landmarks).astype(np.float32),
-    )
-
-
 class Extractor:
     """Runs the extraction pipeline for one workspace with one pair of models."""
 
@@ -186,7 +130,7 @@ class Extractor:
     def find_faces(self, frames: list[np.ndarray]) -> tuple[list[list[Detection]], int]:
         """Faces large enough to keep in each frame, refined, and how many were too small."""
         ext, rules = self.config.extract, self.config.rules
-        size = detect_size_for(self.config, frames[0].shape)
+        size = detect.coarse_size(self.config, frames[0].shape)
         coarse = self.detector.detect(frames, size, ext.threshold)
         small = 0
         candidates: list[tuple[int, Detection]] = []
@@ -202,17 +146,15 @@ class Extractor:
                     candidates.append((index, det))
         if not candidates:
             return out, small
-        side = ext.refine_size
-        matrices = [_refine_matrix(det, side) for _, det in candidates]
-        crops = [
-            align.warp(frames[i], m, side, fine=False)
-            for (i, _), m in zip(candidates, matrices, strict=True)
-        ]
-        refined = self.detector.detect(crops, side, ext.threshold * 0.8)
-        for (index, det), matrix, found in zip(candidates, matrices, refined, strict=True):
-            best = _best_match(found, side)
-            final = _map_detection(best, align.invert(matrix)) if best else det
-            out[index].append(final)
+        refined = detect.refine(
+            self.detector,
+            [frames[i] for i, _ in candidates],
+            [face for _, face in candidates],
+            ext.refine_size,
+            ext.threshold,
+        )
+        for (index, _), face in zip(candidates, refined, strict=True):
+            out[index].append(face)
         return out, small
 
     # -- one batch -----------------------------------------------------------------------------
