@@ -97,6 +97,71 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_state ON jobs (state, priority, id);
     """,
+    # v3: identities, clustering runs and their assignments, decisions (append-only), links
+    # between identities, exports and imports. Face references cascade so that re-extracting a
+    # film (which replaces its faces) does not fail on old rows.
+    """
+    CREATE TABLE identities (
+        id INTEGER PRIMARY KEY,
+        film_id INTEGER REFERENCES films (id) ON DELETE SET NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE cluster_runs (
+        id INTEGER PRIMARY KEY,
+        film_id INTEGER NOT NULL REFERENCES films (id) ON DELETE CASCADE,
+        method TEXT NOT NULL,
+        params TEXT NOT NULL,
+        stats TEXT NOT NULL DEFAULT '[]',
+        created REAL NOT NULL
+    );
+    CREATE TABLE assignments (
+        run_id INTEGER NOT NULL REFERENCES cluster_runs (id) ON DELETE CASCADE,
+        face_id INTEGER NOT NULL REFERENCES faces (id) ON DELETE CASCADE,
+        identity_id INTEGER REFERENCES identities (id),
+        outlier REAL,
+        PRIMARY KEY (run_id, face_id)
+    );
+    CREATE INDEX assignments_face ON assignments (face_id, run_id);
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('keep', 'discard', 'reassign', 'split', 'merge',
+            'name', 'reject_link', 'undo', 'redo')),
+        identity_id INTEGER REFERENCES identities (id),
+        target_id INTEGER REFERENCES identities (id),
+        ref INTEGER REFERENCES decisions (id),
+        payload TEXT NOT NULL DEFAULT '{}',
+        who TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE decision_faces (
+        decision_id INTEGER NOT NULL REFERENCES decisions (id) ON DELETE CASCADE,
+        face_id INTEGER NOT NULL REFERENCES faces (id) ON DELETE CASCADE,
+        PRIMARY KEY (decision_id, face_id)
+    );
+    CREATE TABLE links (
+        identity_id INTEGER NOT NULL REFERENCES identities (id),
+        other_id INTEGER NOT NULL REFERENCES identities (id),
+        distance REAL NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (identity_id, other_id)
+    );
+    CREATE TABLE exports (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        params TEXT NOT NULL,
+        manifest_sha256 TEXT NOT NULL,
+        counts TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        film_id INTEGER REFERENCES films (id) ON DELETE SET NULL,
+        counts TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

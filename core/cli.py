@@ -13,17 +13,30 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import catalogue
+from . import catalogue, decisions
 from . import config as config_mod
 from . import workspace as workspace_mod
 from .catalogue import CatalogueError
 from .config import ConfigError
+from .decisions import DecisionError
 from .decode import SourceError
+from .export import ExportError
 from .extract import ExtractError, Extractor, Result, Stats
+from .identify import ClusterError
 from .models.base import ModelError
 from .workspace import Workspace, WorkspaceError
 
-KNOWN_ERRORS = (ModelError, SourceError, ExtractError, WorkspaceError, ConfigError, CatalogueError)
+KNOWN_ERRORS = (
+    ModelError,
+    SourceError,
+    ExtractError,
+    WorkspaceError,
+    ConfigError,
+    CatalogueError,
+    ClusterError,
+    DecisionError,
+    ExportError,
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -306,7 +319,12 @@ def faces(ctx: click.Context, film: str | None, as_json: bool) -> None:
             raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
         film_id = int(row["id"])
     rows = catalogue.faces(conn, film_id)
+    views = decisions.view(conn)
     conn.close()
+    for row in rows:
+        v = views[row["id"]]
+        row["identity"], row["auto_identity"] = v.identity, v.auto_identity
+        row["decision"], row["outlier"] = v.verdict, v.outlier
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -357,6 +375,9 @@ def demo(ctx: click.Context, size: int) -> None:
     out.print(f"demo film: {film}")
     ctx.invoke(extract, sources=(film,), size=size)
 
+
+# Identity commands live in their own module; importing it registers them on `main`.
+from . import cli_identities  # noqa: E402, F401
 
 for _ep in entry_points(group="reelface.commands"):
     # daemon/ and tui/ add their own subcommands without core importing them.

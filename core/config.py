@@ -47,10 +47,28 @@ class ModelsConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Cosine distances (1 − cosine similarity) per embedder; see README "Clustering"."""
+
+    # dlib ResNet (128-d): its own same-person cut, Euclidean 0.6 on raw descriptors (norm ≈ 1.35),
+    # is 0.098 on unit vectors; average linkage at 0.06 scored best on bench/cluster.py's faces.
+    dlib_threshold: float = 0.10
+    dlib_merge: float = 0.06
+    # ArcFace (512-d): not measurable here (no pack ships in a registry package); insightface's
+    # same-person similarities sit above ~0.4, different people near 0 ± 0.15.
+    arcface_threshold: float = 0.55
+    arcface_merge: float = 0.60
+    neighbours: int = 10  # edges per face in the neighbour graph
+    min_size: int = 2  # smaller groups stay unsorted
+    track_iou: float = 0.3  # box overlap between consecutive sampled frames to form a track
+
+
+@dataclass(frozen=True)
 class Config:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     rules: Thresholds = field(default_factory=Thresholds)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(asdict(self))
@@ -80,7 +98,12 @@ def load(path: Path) -> Config:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read {path}: {error} (fix or delete the file)") from error
     sections = {f.name: f.type for f in fields(Config)}
-    kinds = {"extract": ExtractConfig, "rules": Thresholds, "models": ModelsConfig}
+    kinds = {
+        "extract": ExtractConfig,
+        "rules": Thresholds,
+        "models": ModelsConfig,
+        "cluster": ClusterConfig,
+    }
     out = Config()
     for name, values in data.items():
         if name not in sections or not isinstance(values, dict):

@@ -1,0 +1,415 @@
+"""Data-set export: identity folders at the stored FFHQ size and 224 ArcFace-aligned, a manifest
+with provenance and checksums, an optional zip; training roots that link exports beside VGGFace2.
+
+Reproducible by construction: files are written in a fixed order with fixed encoder settings,
+the manifest holds no time, and zip entries carry a fixed date; only the catalogue's exports row
+records when it ran. Everything is written under a temporary sibling folder renamed at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import align, decisions
+from .catalogue import transaction
+from .config import Config
+
+FORMAT = "reelface-export"
+FFHQ_DIR = "ffhq"
+ARCFACE_DIR = "arcface224"
+ARCFACE_SIZE = 224
+JPEG_QUALITY = 95
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no wall-clock in the archive
+
+
+class ExportError(RuntimeError):
+    """An export or training root that cannot be written; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    reviewed_only: bool = False  # only faces a person kept (else: not discarded and passing)
+    sizes: tuple[str, ...] = (FFHQ_DIR, ARCFACE_DIR)
+    image_format: str = "jpg"  # of the 224 crops: the SimSwap trainer reads only *.jpg
+    zip_name: str | None = None
+    identities: tuple[int, ...] = ()  # empty = every identity with faces
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    identities: int
+    faces: int
+    files: int
+    manifest_sha256: str
+    zip_path: Path | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def folder_name(identity: int, name: str | None) -> str:
+    """Identity folder: its name made file-safe, else id00042; ids are global, so unique."""
+    if name:
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+        if safe:
+            return safe
+    return f"id{identity:05d}"
+
+
+def select(
+    conn: sqlite3.Connection, options: ExportOptions
+) -> tuple[dict[int, list[dict]], decisions.State]:
+    """identity → face rows to export, in id order."""
+    st = decisions.state(conn)
+    views = decisions.view(conn, st)
+    rows = {
+        r["id"]: dict(r)
+        for r in conn.execute(
+            """SELECT x.*, f.slug, f.path AS film_path, f.content_hash, f.kind AS film_kind,
+               d.name AS detector, d.sha256 AS detector_sha256, e.name AS embedder,
+               e.sha256 AS embedder_sha256 FROM faces x JOIN films f ON f.id = x.film_id
+               JOIN models d ON d.id = x.detector_id JOIN models e ON e.id = x.embedder_id"""
+        )
+    }
+    chosen: dict[int, list[dict]] = {}
+    for v in views.values():
+        if v.identity is None or v.verdict == "discard":
+            continue
+        if options.identities and v.identity not in options.identities:
+            continue
+        passed = bool(rows[v.face_id]["passed"])
+        if v.verdict == "keep" or (not options.reviewed_only and passed):
+            chosen.setdefault(v.identity, []).append(rows[v.face_id])
+    for identity in options.identities:
+        if st.resolve(identity) != identity:
+            raise ExportError(
+                f"identity {identity} was merged into {st.resolve(identity)}: export that one"
+            )
+        if identity not in chosen:
+            rule = "kept by a person" if options.reviewed_only else "passing and not discarded"
+            raise ExportError(
+                f"identity {identity} has no faces {rule} (see `reelface identities`); "
+                "leave it out or keep some of its faces"
+            )
+    return {k: sorted(v, key=lambda r: r["id"]) for k, v in sorted(chosen.items())}, st
+
+
+def _encode(rgb: np.ndarray, image_format: str) -> bytes:
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if image_format == "jpg":
+        ok, data = cv2.imencode(
+            ".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_OPTIMIZE, 0]
+        )
+    else:
+        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise ExportError(f"cannot encode a {image_format} image")
+    return data.tobytes()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def export(
+    ws_root: Path, conn: sqlite3.Connection, out: Path, config: Config, options: ExportOptions
+) -> ExportResult:
+    """Write the data set to `out` (absent or empty) atomically and record it in the catalogue."""
+    out = out.expanduser().resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out} exists and is not empty: choose a new folder or empty it")
+    if options.image_format not in ("jpg", "png"):
+        raise ExportError(f"unknown image format {options.image_format!r}: use jpg or png")
+    chosen, st = select(conn, options)
+    if not chosen:
+        raise ExportError(
+            "nothing to export: no identity has faces to export (run `reelface cluster --all`, "
+            "or drop --reviewed-only until faces are kept)"
+        )
+    # Check every source before writing anything, so a bad catalogue leaves no partial export.
+    for faces in chosen.values():
+        for row in faces:
+            crop = ws_root / row["crop_path"]
+            if not crop.is_file():
+                raise ExportError(
+                    f"crop file missing: {crop} (face {row['id']}); re-extract its film with "
+                    f"`reelface extract {row['film_path']} --force`"
+                )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result = _write(ws_root, tmp, chosen, st, config, options)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    result.path = out
+    if result.zip_path is not None:
+        result.zip_path = out / result.zip_path.name
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO exports (path, params, manifest_sha256, counts, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                str(out),
+                json.dumps(asdict(options), sort_keys=True),
+                result.manifest_sha256,
+                json.dumps(result.counts, sort_keys=True),
+                time.time(),
+            ),
+        )
+    return result
+
+
+def _write(
+    ws_root: Path,
+    tmp: Path,
+    chosen: dict[int, list[dict]],
+    st: decisions.State,
+    config: Config,
+    options: ExportOptions,
+) -> ExportResult:
+    entries: list[dict] = []
+    files: dict[str, bytes | Path] = {}
+    models: dict[str, dict] = {}
+    films: dict[str, dict] = {}
+    folders = []
+    for identity, faces in chosen.items():
+        folder = folder_name(identity, st.names.get(identity))
+        folders.append(
+            {
+                "identity": identity,
+                "name": st.names.get(identity),
+                "folder": folder,
+                "faces": len(faces),
+            }
+        )
+        for row in faces:
+            stem = f"{row['slug']}_{row['frame']:07d}_{row['slot']}"
+            crop_path = ws_root / row["crop_path"]
+            outputs: dict[str, str] = {}
+            if FFHQ_DIR in options.sizes:
+                rel = f"{FFHQ_DIR}/{folder}/{stem}{crop_path.suffix}"
+                files[rel] = crop_path  # the stored crop, byte for byte
+                outputs[FFHQ_DIR] = rel
+            if ARCFACE_DIR in options.sizes:
+                rgb = cv2.cvtColor(cv2.imread(str(crop_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                small = align.crop_from_crop(
+                    rgb, np.array(json.loads(row["landmarks_crop"])), align.ARCFACE, ARCFACE_SIZE
+                )
+                rel = f"{ARCFACE_DIR}/{folder}/{stem}.{options.image_format}"
+                files[rel] = _encode(small, options.image_format)
+                outputs[ARCFACE_DIR] = rel
+            verdict = st.verdict.get(row["id"])
+            entries.append(
+                {
+                    "face_id": row["id"],
+                    "identity": identity,
+                    "folder": folder,
+                    "files": outputs,
+                    "film": row["slug"],
+                    "frame": row["frame"],
+                    "time": row["pts"],
+                    "source": row["source"],
+                    "box": json.loads(row["box"]),
+                    "landmarks": json.loads(row["landmarks"]),
+                    "landmarks_crop": json.loads(row["landmarks_crop"]),
+                    "matrix": json.loads(row["matrix"]),
+                    "crop_size": row["crop_size"],
+                    "measures": json.loads(row["measures"]),
+                    "reasons": json.loads(row["reasons"]),
+                    "passed": bool(row["passed"]),
+                    "decision": verdict,
+                    "decision_id": st.verdict_by.get(row["id"]),
+                    "detector": row["detector"],
+                    "embedder": row["embedder"],
+                }
+            )
+            films[row["slug"]] = {
+                "slug": row["slug"],
+                "path": row["film_path"],
+                "content_hash": row["content_hash"],
+                "kind": row["film_kind"],
+            }
+            for role in ("detector", "embedder"):
+                models[row[role]] = {
+                    "role": role,
+                    "name": row[role],
+                    "sha256": row[f"{role}_sha256"],
+                }
+    checksums: dict[str, str] = {}
+    for rel in sorted(files):
+        data = files[rel]
+        if isinstance(data, Path):
+            data = data.read_bytes()
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        checksums[rel] = _sha(data)
+    for entry in entries:
+        entry["sha256"] = {k: checksums[v] for k, v in entry["files"].items()}
+    manifest = {
+        "format": FORMAT,
+        "version": 1,
+        "options": {**asdict(options), "jpeg_quality": JPEG_QUALITY},
+        "rules": asdict(config.rules),
+        "cluster": asdict(config.cluster),
+        "models": [models[k] for k in sorted(models)],
+        "films": [films[k] for k in sorted(films)],
+        "identities": folders,
+        "faces": entries,
+        "checksums": checksums,
+    }
+    manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    (tmp / "manifest.json").write_bytes(manifest_bytes)
+    (tmp / "manifest.csv").write_bytes(_csv(entries))
+    zip_path = None
+    if options.zip_name:
+        name = options.zip_name if options.zip_name.endswith(".zip") else options.zip_name + ".zip"
+        zip_path = tmp / Path(name).name
+        _zip(tmp, zip_path, sorted(files) + ["manifest.csv", "manifest.json"])
+    return ExportResult(
+        path=tmp,
+        identities=len(chosen),
+        faces=len(entries),
+        files=len(files),
+        manifest_sha256=_sha(manifest_bytes),
+        zip_path=zip_path,
+        counts={"identities": len(chosen), "faces": len(entries), "files": len(files)},
+    )
+
+
+def _csv(entries: list[dict]) -> bytes:
+    buffer = io.StringIO()
+    columns = [
+        "file",
+        "sha256",
+        "identity",
+        "folder",
+        "face_id",
+        "film",
+        "frame",
+        "time",
+        "box",
+        "landmarks",
+        "reasons",
+        "passed",
+        "decision",
+        "detector",
+        "embedder",
+    ]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for e in entries:
+        for kind, rel in sorted(e["files"].items()):
+            writer.writerow(
+                [
+                    rel,
+                    e["sha256"][kind],
+                    e["identity"],
+                    e["folder"],
+                    e["face_id"],
+                    e["film"],
+                    e["frame"],
+                    e["time"],
+                    json.dumps(e["box"]),
+                    json.dumps(e["landmarks"]),
+                    "; ".join(e["reasons"]),
+                    e["passed"],
+                    e["decision"] or "",
+                    e["detector"],
+                    e["embedder"],
+                ]
+            )
+    return buffer.getvalue().encode()
+
+
+def _zip(root: Path, path: Path, names: list[str]) -> None:
+    """A zip whose bytes depend only on the files: fixed dates and modes, sorted entries."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in names:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            packed = name.endswith((".json", ".csv"))  # images do not compress further
+            info.compress_type = zipfile.ZIP_DEFLATED if packed else zipfile.ZIP_STORED
+            archive.writestr(info, (root / name).read_bytes())
+
+
+# ---------------------------------------------------------------------------------------------
+# Training roots
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of an export folder, checked to be ours."""
+    path = folder / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ExportError(
+            f"{path}: not a reelface export ({error}); export with `reelface export`"
+        ) from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ExportError(f"{path}: not a reelface export manifest; export with `reelface export`")
+    return manifest
+
+
+def train_root(out: Path, exports: list[Path], vggface: Path | None = None) -> dict[str, int]:
+    """A folder of identity folders: symlinks to each export's 224 identities and, if given,
+    every identity of a VGGFace2-224 root beside them; nothing is copied."""
+    out = out.expanduser().resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"{out} exists and is not empty: choose a new folder or empty it")
+    links: dict[str, Path] = {}
+    if vggface is not None:
+        vggface = vggface.expanduser().resolve()
+        if not vggface.is_dir():
+            raise ExportError(f"{vggface}: no such folder (the VGGFace2-224 root)")
+        for child in sorted(vggface.iterdir()):
+            if child.is_dir():
+                links[child.name] = child
+    for export in exports:
+        export = export.expanduser().resolve()
+        read_manifest(export)
+        faces = export / ARCFACE_DIR
+        if not faces.is_dir():
+            raise ExportError(f"{export} has no {ARCFACE_DIR}/ folder: export with the 224 size")
+        for child in sorted(faces.iterdir()):
+            name = f"{export.name}_{child.name}"
+            if name in links:
+                raise ExportError(
+                    f"identity folder {name} twice (from {links[name]} and {child}): "
+                    "rename one export folder"
+                )
+            links[name] = child
+    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        for name, target in sorted(links.items()):
+            (tmp / name).symlink_to(target, target_is_directory=True)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    ours = len(links) - (
+        sum(1 for c in vggface.iterdir() if c.is_dir()) if vggface is not None else 0
+    )
+    return {"identities": len(links), "exported": ours}
