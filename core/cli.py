@@ -23,10 +23,12 @@ from .decode import SourceError
 from .export import ExportError
 from .extract import ExtractError, Extractor, Result, Stats
 from .identify import ClusterError
+from .jobs import JobError
 from .models.base import ModelError
 from .workspace import Workspace, WorkspaceError
 
 KNOWN_ERRORS = (
+    JobError,
     ModelError,
     SourceError,
     ExtractError,
@@ -378,6 +380,9 @@ def demo(ctx: click.Context, size: int) -> None:
 
 # Identity commands live in their own module; importing it registers them on `main`.
 from . import cli_identities  # noqa: E402, F401
+from .cli_eval import eval_command  # noqa: E402
+
+main.add_command(eval_command)
 
 for _ep in entry_points(group="reelface.commands"):
     # daemon/ and tui/ add their own subcommands without core importing them.

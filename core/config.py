@@ -17,6 +17,9 @@ else:  # pragma: no cover
 
 from .quality import Thresholds
 
+# Sections the daemon and the TUI read themselves (core never imports them).
+EXTERNAL_SECTIONS = ("daemon", "tui")
+
 
 class ConfigError(ValueError):
     """The config file is unreadable or holds an unknown key or a bad value."""
@@ -106,6 +109,8 @@ def load(path: Path) -> Config:
     }
     out = Config()
     for name, values in data.items():
+        if name in EXTERNAL_SECTIONS:
+            continue
         if name not in sections or not isinstance(values, dict):
             raise ConfigError(f"{path}: unknown section [{name}] (known: {', '.join(kinds)})")
         out = replace(out, **{name: _section(kinds[name], values, f"{path} [{name}]")})

@@ -94,6 +94,11 @@ def probe(path: Path) -> FilmInfo:
             if not streams:
                 raise SourceError(f"{path}: no video stream (is this a film?)")
             stream = streams[0]
+            if stream.codec_context is None:
+                raise SourceError(
+                    f"{path}: unsupported video codec: FFmpeg has no decoder for it; "
+                    "convert it with `ffmpeg -i IN -c:v libx264 OUT.mkv`"
+                )
             stream.thread_type = "SLICE"  # frame threading would decode several frames first
             codec = stream.codec_context.name
             fps = float(stream.average_rate or stream.guessed_rate or 0) or None

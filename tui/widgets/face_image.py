@@ -21,8 +21,10 @@ def strips_for(pixels: np.ndarray, width: int, height: int) -> list[Strip]:
     for row in range(height):
         top, bottom = small[2 * row], small[2 * row + 1]
         segments = [
-            Segment(UPPER_HALF, Style(color=f"rgb({t[0]},{t[1]},{t[2]})",
-                                      bgcolor=f"rgb({b[0]},{b[1]},{b[2]})"))
+            Segment(
+                UPPER_HALF,
+                Style(color=f"rgb({t[0]},{t[1]},{t[2]})", bgcolor=f"rgb({b[0]},{b[1]},{b[2]})"),
+            )
             for t, b in zip(top.tolist(), bottom.tolist(), strict=True)
         ]
         strips.append(Strip(segments, width))
@@ -36,25 +38,25 @@ class FaceImage(Widget):
 
     def __init__(self, pixels: np.ndarray | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._pixels = pixels
-        self._strips: list[Strip] = []
-        self._size: tuple[int, int] = (0, 0)
+        self._face_pixels = pixels
+        self._face_strips: list[Strip] = []
+        self._strips_size: tuple[int, int] = (0, 0)
 
     @property
     def pixels(self) -> np.ndarray | None:
-        return self._pixels
+        return self._face_pixels
 
     @pixels.setter
     def pixels(self, value: np.ndarray | None) -> None:
-        self._pixels = value
-        self._size = (0, 0)
+        self._face_pixels = value
+        self._strips_size = (0, 0)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size.width, self.size.height
-        if self._pixels is None:
+        if self._face_pixels is None:
             return Strip.blank(width)
-        if self._size != (width, height):
-            self._strips = strips_for(self._pixels, width, height)
-            self._size = (width, height)
-        return self._strips[y] if y < len(self._strips) else Strip.blank(width)
+        if self._strips_size != (width, height):
+            self._face_strips = strips_for(self._face_pixels, width, height)
+            self._strips_size = (width, height)
+        return self._face_strips[y] if y < len(self._face_strips) else Strip.blank(width)

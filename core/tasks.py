@@ -1,0 +1,77 @@
+"""Each job kind as one function of a workspace and the job's JSON parameters.
+
+The daemon runs queued jobs through these, so a job means exactly what the CLI command means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import catalogue, identify
+from .workspace import Workspace, WorkspaceError
+
+
+def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
+    """Cluster one film's faces (by slug, id or path), as `reelface cluster FILM`."""
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    try:
+        row = catalogue.film_by_ref(conn, str(film))
+        if row is None:
+            raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
+        return asdict(identify.cluster_film(conn, int(row["id"]), ws.config().cluster, k))
+    finally:
+        conn.close()
+
+
+def export(
+    ws: Workspace,
+    out: str,
+    reviewed_only: bool = False,
+    zip: str | None = None,
+    sizes: list[str] | None = None,
+    format: str = "jpg",
+    identities: list[int] | None = None,
+) -> dict[str, Any]:
+    """Write an identity-foldered data set, as `reelface export OUT`."""
+    from . import export as export_mod
+
+    options = export_mod.ExportOptions(
+        reviewed_only=reviewed_only,
+        sizes=tuple(sizes) if sizes else export_mod.ExportOptions().sizes,
+        image_format=format,
+        zip_name=zip,
+        identities=tuple(identities or ()),
+    )
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    try:
+        result = export_mod.export(ws.root, conn, Path(out), ws.config(), options)
+    finally:
+        conn.close()
+    return {key: str(value) if isinstance(value, Path) else value
+            for key, value in asdict(result).items()}
+
+
+def evaluate(
+    ws: Workspace,
+    model: str,
+    testset: str,
+    arcface: str,
+    out: str,
+    baseline: bool = False,
+    reference: str | None = None,
+    trust_pickle: bool = False,
+) -> dict[str, Any]:
+    """Score a generator checkpoint on a test set, as `reelface eval`."""
+    from .cli_eval import EvalOptions, run_eval
+
+    del ws  # the evaluation reads only the files it is given
+    report, files = run_eval(
+        EvalOptions(
+            model=Path(model), testset=Path(testset), arcface=Path(arcface), out=Path(out),
+            baseline=baseline, reference=Path(reference) if reference else None,
+            trust_pickle=trust_pickle,
+        )
+    )
+    return {"files": {k: str(v) for k, v in files.items()}}

@@ -1,0 +1,26 @@
+"""Non-extraction jobs: each kind runs the core task of the same name (reelface.tasks)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from reelface import tasks
+from reelface.workspace import Workspace
+
+
+class NotAvailable(RuntimeError):
+    """A job kind or parameter this reelface cannot run; the message names the fix."""
+
+
+def run(kind: str, ws: Workspace, params: dict[str, Any]) -> Any:
+    """Run a non-extraction job in this process."""
+    task = getattr(tasks, kind, None)
+    if task is None:
+        raise NotAvailable(f"{kind} jobs are not available in this reelface (update it)")
+    try:
+        inspect.signature(task).bind(ws, **params)
+    except TypeError as error:
+        # A job queued with parameters the task does not take: say which, in one line.
+        raise NotAvailable(f"{kind} job parameters do not fit: {error}") from None
+    return task(ws, **params)

@@ -1,0 +1,325 @@
+"""`reelface daemon …` and `reelface jobs …`: run, start, stop and query the service and queue."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from reelface import catalogue, jobs
+from reelface import workspace as workspace_mod
+from reelface.jobs import JobError
+from reelface.workspace import Workspace
+
+from . import logs, settings
+from .pidfile import DaemonError, pid_path, running_pid
+
+console = Console(stderr=True)
+out = Console()
+
+
+def one_line_errors(command):
+    """The daemon's and the queue's own errors as one line and exit code 2, like core's."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .ray_backend import RayUnavailable
+
+        try:
+            return command(*args, **kwargs)
+        except (DaemonError, JobError, RayUnavailable) as error:
+            console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _ws(ctx: click.Context, create: bool = False) -> Workspace:
+    return workspace_mod.open_workspace(ctx.obj, create=create)
+
+
+# -- daemon ------------------------------------------------------------------------------------
+
+
+@click.group()
+def daemon() -> None:
+    """Watch the inbox and run jobs: in the foreground (tmux) or detached."""
+
+
+def _run_options(command):
+    for option in reversed(
+        [
+            click.option("--ray", "ray_address", metavar="ADDRESS",
+                         help="Run extraction jobs as Ray tasks on this cluster ('local': a "
+                         "private one here). Needs `pip install 'reelface[ray]'`."),
+            click.option("--cpu-jobs", type=click.IntRange(min=1),
+                         help="CPU jobs in parallel [one per 4 cores]."),
+            click.option("--gpus", type=click.IntRange(min=0),
+                         help="GPUs to use [all detected]; 0 runs everything on the CPU."),
+            click.option("--stable-seconds", type=click.FloatRange(min=0),
+                         help="A file is complete when unchanged this long [10]."),
+        ]
+    ):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _daemon_config(ws: Workspace, cpu_jobs, gpus, stable_seconds) -> settings.DaemonConfig:
+    cfg = settings.load(ws)
+    changes = {"cpu_jobs": cpu_jobs, "gpus": gpus, "stable_seconds": stable_seconds}
+    return replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+
+
+@daemon.command("run")
+@_run_options
+@click.option("--quiet", is_flag=True, help="Log to logs/daemon.log only, not the terminal.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+@click.pass_context
+@one_line_errors
+def daemon_run(ctx, ray_address, cpu_jobs, gpus, stable_seconds, quiet, verbose) -> None:
+    """Run in the foreground until Ctrl-C or SIGTERM (the current batch is finished first)."""
+    from .service import Daemon
+
+    ws = _ws(ctx, create=True)
+    cfg = _daemon_config(ws, cpu_jobs, gpus, stable_seconds)
+    log = logs.setup(ws, console=not quiet, verbose=verbose)
+    Daemon(ws, cfg, ray_address, log).run()
+
+
+@daemon.command("start")
+@_run_options
+@click.option("--wait", "wait_s", default=60.0, show_default=True, help="Seconds to wait for it.")
+@click.pass_context
+@one_line_errors
+def daemon_start(ctx, ray_address, cpu_jobs, gpus, stable_seconds, wait_s) -> None:
+    """Start detached (its own session, pid file, logs in the workspace's logs/)."""
+    ws = _ws(ctx, create=True)
+    pid = running_pid(ws)
+    if pid:
+        raise DaemonError(f"a daemon already runs for {ws.root} (pid {pid})")
+    args = [sys.executable, "-m", "reelface", "-w", str(ws.root), "daemon", "run", "--quiet"]
+    for flag, value in (("--ray", ray_address), ("--cpu-jobs", cpu_jobs), ("--gpus", gpus),
+                        ("--stable-seconds", stable_seconds)):  # fmt: skip
+        if value is not None:
+            args += [flag, str(value)]
+    output = ws.root / "logs" / "daemon.out"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "ab") as sink:
+        child = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True
+        )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            tail = output.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise DaemonError(f"the daemon exited at once: {tail[0]} (see {output})")
+        if running_pid(ws) == child.pid:
+            out.print(f"daemon started: pid {child.pid}, log {logs.daemon_log_path(ws)}")
+            return
+        time.sleep(0.1)
+    raise DaemonError(f"the daemon (pid {child.pid}) did not take the workspace; see {output}")
+
+
+@daemon.command("stop")
+@click.option("--timeout", default=120.0, show_default=True,
+              help="Seconds to wait for the current batch to finish.")  # fmt: skip
+@click.option("--kill", is_flag=True, help="Kill it (SIGKILL) if it has not stopped by then.")
+@click.pass_context
+@one_line_errors
+def daemon_stop(ctx, timeout: float, kill: bool) -> None:
+    """Stop the detached daemon cleanly (SIGTERM): running jobs checkpoint and resume next start."""
+    ws = _ws(ctx)
+    pid = running_pid(ws)
+    if not pid:
+        out.print(f"no daemon runs for {ws.root}")
+        return
+    host = (pid_path(ws).read_text().split() + ["", ""])[1]
+    if host and host != socket.gethostname():
+        raise DaemonError(f"the daemon (pid {pid}) runs on {host}: stop it there")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(ws) is None:
+            out.print(f"daemon stopped (pid {pid})")
+            return
+        time.sleep(0.2)
+    if kill:
+        os.kill(pid, signal.SIGKILL)
+        out.print(f"daemon killed (pid {pid}); its jobs resume at the next start")
+        return
+    raise DaemonError(f"the daemon (pid {pid}) is still finishing; wait, or add --kill")
+
+
+@daemon.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@one_line_errors
+def daemon_status(ctx, as_json: bool) -> None:
+    """Whether a daemon runs for this workspace, its settings and the jobs' states."""
+    ws = _ws(ctx)
+    pid = running_pid(ws)
+    cfg = settings.load(ws)
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    counts = jobs.counts(conn)
+    active = jobs.listing(conn, ("running",))
+    conn.close()
+    if as_json:
+        out.print_json(json.dumps({
+            "running": bool(pid), "pid": pid, "workspace": str(ws.root), "jobs": counts,
+            "active": [{"id": j.id, "kind": j.kind, "label": j.label(), "progress": j.progress}
+                       for j in active],
+            "config": asdict(cfg), "inbox": str(settings.inbox_path(ws, cfg)),
+        }))  # fmt: skip
+        return
+    state = f"[green]running[/] (pid {pid})" if pid else "[yellow]not running[/]"
+    out.print(f"daemon: {state}  workspace: {ws.root}")
+    out.print(f"inbox: {settings.inbox_path(ws, cfg)}  log: {logs.daemon_log_path(ws)}")
+    out.print("jobs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for job in active:
+        out.print(f"  {job.id} {job.kind} {job.label()} {job.progress:.0%} on {job.worker}")
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+
+@click.group("jobs")
+def jobs_group() -> None:
+    """List, cancel, retry, add and read the log of jobs."""
+
+
+@jobs_group.command("list")
+@click.option("--state", "states", multiple=True, type=click.Choice(jobs.STATES),
+              help="Only jobs in this state (repeatable).")  # fmt: skip
+@click.option("--limit", default=50, show_default=True, help="Newest N jobs; 0 for all.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@one_line_errors
+def jobs_list(ctx, states, limit: int, as_json: bool) -> None:
+    """Jobs, newest first: kind, film, state, progress, attempts and last error."""
+    ws = _ws(ctx)
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    rows = jobs.listing(conn, tuple(states), limit or None)
+    conn.close()
+    if as_json:
+        out.print_json(json.dumps([asdict(j) for j in rows]))
+        return
+    table = Table(title=f"jobs in {ws.root}")
+    for column in ("id", "kind", "film", "state", "done", "tries", "after", "ended", "error"):
+        table.add_column(column, overflow="fold", no_wrap=column != "error")
+    colours = {"done": "green", "failed": "red", "running": "cyan", "cancelled": "yellow"}
+    for j in rows:
+        colour = colours.get(j.state, "white")
+        ended = time.strftime("%H:%M:%S", time.localtime(j.finished)) if j.finished else ""
+        table.add_row(
+            str(j.id), j.kind, j.label(), f"[{colour}]{j.state}[/]", f"{j.progress:.0%}",
+            str(j.attempts), str(j.depends_on or ""), ended,
+            j.error or "",
+        )  # fmt: skip
+    out.print(table)
+
+
+@jobs_group.command("cancel")
+@click.argument("ids", nargs=-1, required=True, type=int)
+@click.pass_context
+@one_line_errors
+def jobs_cancel(ctx, ids: tuple[int, ...]) -> None:
+    """Cancel queued or running jobs (a running one stops after its current batch)."""
+    conn = catalogue.open_catalogue(_ws(ctx).catalogue_path)
+    try:
+        for job_id in ids:
+            job = jobs.cancel(conn, job_id)
+            out.print(f"job {job.id} ({job.kind} {job.label()}): cancelled")
+    finally:
+        conn.close()
+
+
+@jobs_group.command("retry")
+@click.argument("ids", nargs=-1, required=True, type=int)
+@click.pass_context
+@one_line_errors
+def jobs_retry(ctx, ids: tuple[int, ...]) -> None:
+    """Queue failed or cancelled jobs again; they resume from their last committed batch."""
+    conn = catalogue.open_catalogue(_ws(ctx).catalogue_path)
+    try:
+        for job_id in ids:
+            job = jobs.retry(conn, job_id)
+            out.print(f"job {job.id} ({job.kind} {job.label()}): queued again")
+    finally:
+        conn.close()
+
+
+@jobs_group.command("add")
+@click.argument("kind", type=click.Choice([k for k in jobs.KINDS if k != "extract"]))
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter for the job (repeatable); values are JSON or plain text.",
+)
+@click.option("--priority", default=0, show_default=True, help="Higher starts first.")
+@click.option(
+    "--first", is_flag=True, help=f"Do not wait for extraction to drain (priority {jobs.URGENT})."
+)
+@click.pass_context
+@one_line_errors
+def jobs_add(ctx, kind: str, params, priority: int, first: bool) -> None:
+    """Queue a cluster, export, train or evaluate job for the daemon."""  # fmt: skip
+    values = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise JobError(f"parameter {item!r} is not KEY=VALUE")
+        try:
+            values[key] = json.loads(value)
+        except json.JSONDecodeError:
+            values[key] = value
+    conn = catalogue.open_catalogue(_ws(ctx).catalogue_path)
+    try:
+        job_id = jobs.enqueue(
+            conn, kind, values, priority=max(priority, jobs.URGENT if first else 0)
+        )
+    finally:
+        conn.close()
+    out.print(f"job {job_id}: {kind} queued")
+
+
+@jobs_group.command("log")
+@click.argument("job_id", type=int)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+@click.pass_context
+@one_line_errors
+def jobs_log(ctx, job_id: int, follow: bool) -> None:
+    """Print a job's log (every attempt)."""
+    ws = _ws(ctx)
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    try:
+        job = jobs.get(conn, job_id)
+        path = ws.root / (job.log_path or logs.job_log_path(ws, job_id).relative_to(ws.root))
+        position = 0
+        while True:
+            if Path(path).exists():
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    handle.seek(position)
+                    sys.stdout.write(handle.read())
+                    position = handle.tell()
+                    sys.stdout.flush()
+            elif not follow:
+                raise JobError(f"job {job_id} has no log yet ({path}); it has not started")
+            if not follow or jobs.state_of(conn, job_id) in jobs.ENDED:
+                return
+            time.sleep(0.5)
+    finally:
+        conn.close()

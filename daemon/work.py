@@ -1,0 +1,88 @@
+"""The work of each job kind in this process: extraction with shared models, the rest by adapter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reelface import catalogue, decode
+from reelface.config import Config
+from reelface.extract import Extractor
+from reelface.jobs import Job
+from reelface.workspace import Workspace
+
+from . import adapters
+
+# progress(fraction, film_id or None)
+Report = Callable[[float, "int | None"], None]
+
+
+@dataclass
+class Models:
+    """The detector and embedder, loaded once and shared by every extraction thread."""
+
+    config: Config
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    pair: tuple | None = None
+
+    def get(self) -> tuple:
+        with self.lock:
+            if self.pair is None:
+                from reelface.models import registry
+
+                self.pair = registry.load(self.config)
+            return self.pair
+
+
+def film_source(ws: Workspace, job: Job) -> Path:
+    """The film an extraction job reads: params' path, relative to the workspace or absolute."""
+    return ws.root / job.params["path"]
+
+
+def film_id_for(ws: Workspace, content_hash: str) -> int | None:
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    try:
+        row = catalogue.find_film(conn, content_hash)
+        return int(row["id"]) if row else None
+    finally:
+        conn.close()
+
+
+def extract(
+    ws: Workspace, config: Config, models: Models, job: Job, stop: threading.Event, report: Report
+) -> str:
+    """Extract one film, resuming from its last committed batch: 'done' or 'stopped'."""
+    source = film_source(ws, job)
+    info = decode.probe(source)
+    detector, embedder = models.get()
+    extractor = Extractor(ws, config, detector, embedder)
+    total = info.frames_total or 0
+    last = [0.0]
+    film_id: list[int | None] = [None]
+
+    def progress(frame: int, _stats) -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0:  # one catalogue write a second is plenty for a progress bar
+            return
+        last[0] = now
+        if film_id[0] is None:
+            film_id[0] = film_id_for(ws, info.content_hash)
+        report((frame + 1) / total if total else 0.0, film_id[0])
+
+    try:
+        result = extractor.run(source, progress=progress, stop=stop, info=info)
+    finally:
+        extractor.writer.shutdown(wait=True)
+    if result.state == "stopped":
+        return "stopped"
+    report(1.0, result.film_id)
+    return "done"
+
+
+def other(ws: Workspace, job: Job, stop: threading.Event, report: Report) -> str:
+    """Clustering, export, training, evaluation: the core function the adapter finds."""
+    adapters.run(job.kind, ws, dict(job.params))
+    return "done"

@@ -1,0 +1,290 @@
+"""The review app driven by keys (Pilot), its screens as text snapshots, and a real run in tmux."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from textual import events
+
+from reelface import decisions, identify, jobs, workspace
+from reelface.cli import main
+from reelface.tui.app import ReelfaceApp
+from reelface.tui.screens.dashboard import Dashboard
+from reelface.tui.screens.detail import FaceDetail
+from reelface.tui.screens.help import HelpScreen
+from reelface.tui.screens.identities import IdentitiesScreen
+from reelface.tui.screens.review import ReviewScreen
+from tests.conftest import CROP
+
+SIZE = (120, 40)
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def cli(root: Path, *args: str) -> str:
+    result = CliRunner().invoke(main, ["-w", str(root), *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def template(film: Path, tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Path:
+    """A workspace made by the real pipeline: extract then cluster the synthesised film."""
+    root = tmp_path_factory.mktemp("tui") / "ws"
+    cli(root, "extract", str(film), "--size", str(CROP), "--json")
+    cli(root, "cluster", "--all")
+    return root
+
+
+@pytest.fixture
+def root(template: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "ws"
+    shutil.copytree(template, copy)
+    return copy
+
+
+def largest_identity(app: ReelfaceApp) -> int:
+    return max(identify.identities(app.conn), key=lambda i: (i.faces, -i.id)).id
+
+
+def run(root: Path, script) -> None:
+    """Run the app headless at 120×40 and hand the pilot to an async script."""
+
+    async def main_() -> None:
+        app = ReelfaceApp(workspace.Workspace(root))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await script(app, pilot)
+
+    asyncio.run(main_())
+
+
+async def open_review(app: ReelfaceApp, pilot) -> ReviewScreen:
+    await pilot.press("i")
+    await pilot.pause()
+    table = app.screen.query_one("DataTable")
+    ids = [info.id for info in app.screen.infos]
+    table.move_cursor(row=ids.index(largest_identity(app)))
+    await pilot.press("enter")
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    assert isinstance(app.screen, ReviewScreen)
+    return app.screen
+
+
+def screen_text(app: ReelfaceApp) -> str:
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip).rstrip() for strip in strips)
+
+
+def verdicts(app: ReelfaceApp) -> dict[int, str]:
+    return decisions.state(app.conn).verdict
+
+
+def test_dashboard_lists_the_film_and_opens_identities(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        assert isinstance(app.screen, Dashboard)
+        assert "done" in screen_text(app) and "daemon: down" in screen_text(app)
+        await pilot.press("i")
+        await pilot.pause()
+        assert isinstance(app.screen, IdentitiesScreen)
+        assert len(app.screen.infos) >= 3
+
+    run(root, script)
+
+
+def test_keep_discard_undo_redo_and_the_cursor_advances(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        review = (await open_review(app, pilot)).review
+        first, second = review.visible[0].id, review.visible[1].id
+        await pilot.press("k")
+        assert review.cursor == 1 and verdicts(app)[first] == "keep"
+        await pilot.press("d")
+        assert review.cursor == 2 and verdicts(app)[second] == "discard"
+        await pilot.press("u")
+        assert second not in verdicts(app)
+        await pilot.press("U")
+        assert verdicts(app)[second] == "discard"
+        await pilot.press("left", "left", "right")
+        assert review.cursor == 1
+
+    run(root, script)
+
+
+def test_a_burst_of_keys_applies_to_successive_faces(root: Path) -> None:
+    """Keys typed faster than the screen redraws still land on one face each, in order."""
+
+    async def script(app, pilot) -> None:
+        screen = await open_review(app, pilot)
+        ids = [face.id for face in screen.review.visible[:5]]
+        for key in "kkdkd":
+            app.post_message(events.Key(key, key))
+        await pilot.pause()
+        await pilot.pause()
+        got = verdicts(app)
+        assert [got.get(i) for i in ids] == ["keep", "keep", "discard", "keep", "discard"]
+        assert screen.review.cursor == 5
+
+    run(root, script)
+
+
+def test_selection_reassign_split_and_merge_with_undo(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        screen = await open_review(app, pilot)
+        review = screen.review
+        identity = review.identity
+        other = next(i.id for i in identify.identities(app.conn) if i.id != identity)
+        picked = [review.visible[0].id, review.visible[1].id]
+        await pilot.press("space", "right", "space")
+        assert review.selected == set(picked)
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press(*str(other), "enter")
+        await pilot.pause()
+        view = decisions.view(app.conn)
+        assert [view[f].identity for f in picked] == [other, other]
+        moved = review.current.id
+        await pilot.press("s")
+        assert decisions.view(app.conn)[moved].identity not in (identity, other)
+        await pilot.press("m")
+        await pilot.pause()
+        await pilot.press(*str(other), "enter")
+        await pilot.pause()
+        assert decisions.state(app.conn).resolve(identity) == other
+        await pilot.press("u")  # a mistaken merge, undone
+        assert decisions.state(app.conn).resolve(identity) == identity
+
+    run(root, script)
+
+
+def test_filter_by_reason_and_discard_all_flagged_with_confirmation(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        screen = await open_review(app, pilot)
+        review = screen.review
+        reasons = {k for face in review.faces for k in face.keys if k != "profile"}
+        assert reasons, "the test film should give this identity flagged faces"
+        reason = sorted(reasons)[0]
+        while review.filter != reason:
+            await pilot.press("f")
+        flagged = review.flagged(reason)
+        assert {f.id for f in review.visible} == set(flagged)
+        await pilot.press("X")
+        await pilot.pause()
+        await pilot.press("n")  # declined: nothing happens
+        assert not any(verdicts(app).get(f) == "discard" for f in flagged)
+        await pilot.press("X")
+        await pilot.pause()
+        await pilot.press("y")
+        assert all(verdicts(app)[f] == "discard" for f in flagged)
+        sorts = []
+        for _ in range(3):
+            await pilot.press("o")
+            sorts.append(review.sort)
+        assert sorted(sorts) == ["outliers", "quality", "time"]
+
+    run(root, script)
+
+
+def test_detail_help_rename_and_launch_forms(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        screen = await open_review(app, pilot)
+        face = screen.review.current
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FaceDetail) and app.screen.face.id == face.id
+        assert "reasons:" in screen_text(app)
+        await pilot.press("escape", "question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert app.screen.query_one("DataTable").row_count > 20
+        await pilot.press("escape", "escape")
+        await pilot.pause()
+        assert isinstance(app.screen, IdentitiesScreen)
+        identity = app.screen.current.id
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press(*"Actor A", "enter")
+        await pilot.pause()
+        assert decisions.state(app.conn).names[identity] == "Actor A"
+        await pilot.press("escape", "e")
+        await pilot.pause()
+        await pilot.press(*"/tmp/out", "enter", *"yes", "enter", "enter")
+        await pilot.pause()
+        [job] = jobs.listing(app.conn)
+        assert job.kind == "export" and job.params == {"out": "/tmp/out", "reviewed_only": True}
+
+    run(root, script)
+
+
+@pytest.mark.parametrize("name", ["dashboard", "identities", "review"])
+def test_screen_snapshots(root: Path, name: str) -> None:
+    """Each main screen at 120×40 as text; REELFACE_UPDATE_SNAPSHOTS=1 rewrites them."""
+
+    async def script(app, pilot) -> None:
+        if name == "identities":
+            await pilot.press("i")
+        elif name == "review":
+            await open_review(app, pilot)
+        await pilot.pause()
+        text = screen_text(app).replace(str(root), "<workspace>")
+        path = SNAPSHOTS / f"{name}.txt"
+        if os.environ.get("REELFACE_UPDATE_SNAPSHOTS") or not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+        assert text == path.read_text()
+
+    run(root, script)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_the_app_in_tmux(root: Path) -> None:
+    """A real terminal: start the app in a 120×40 tmux pane, review by keys, quit."""
+    socket = f"reelface-test-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", socket]
+    command = f"{sys.executable} -m reelface tui {root}"
+    env = {**os.environ, "TERM": "xterm-256color"}
+    subprocess.run(
+        [*tmux, "new-session", "-d", "-x", "120", "-y", "40", command], check=True, env=env
+    )
+
+    def screen() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p"], capture_output=True, text=True).stdout
+
+    def wait_for(text: str) -> str:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            shown = screen()
+            if text in shown:
+                return shown
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} never appeared:\n{screen()}")
+
+    try:
+        wait_for("daemon: down")
+        subprocess.run([*tmux, "send-keys", "i"], check=True)
+        wait_for("identities")
+        subprocess.run([*tmux, "send-keys", "Enter"], check=True)
+        wait_for("unreviewed")
+        subprocess.run([*tmux, "send-keys", "k", "k", "d"], check=True)
+        shown = wait_for("kept 2 discarded 1")
+        assert "▀" in shown  # the faces are drawn in half blocks
+        subprocess.run([*tmux, "send-keys", "q"], check=True)
+        time.sleep(1)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+    ws = workspace.Workspace(root)
+    from reelface import catalogue
+
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    got = sorted(decisions.state(conn).verdict.values())
+    conn.close()
+    assert got == ["discard", "keep", "keep"]

@@ -1,0 +1,223 @@
+"""What the review screens show and do, as plain objects: tested without Textual."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+
+from reelface import decisions, identify, quality
+
+SORTS = ("outliers", "quality", "time")
+# Filters offered in the review grid: every rule's reason, plus "duplicate" when the catalogue
+# has near-duplicate flags, plus "unreviewed".
+FILTERS = (None, *quality.ALL_REASONS, "unreviewed")
+
+
+@dataclass
+class FaceItem:
+    """One face in the review grid."""
+
+    id: int
+    film: str
+    frame: int
+    pts: float | None
+    source: str | None
+    crop_path: str
+    measures: dict[str, float]
+    reasons: list[str]
+    passed: bool
+    verdict: str | None
+    outlier: float | None
+
+    @property
+    def keys(self) -> list[str]:
+        return quality.reason_keys(self.reasons)
+
+    @property
+    def timecode(self) -> str:
+        if self.pts is None:
+            return self.source or f"#{self.frame}"
+        minutes, seconds = divmod(self.pts, 60)
+        hours, minutes = divmod(int(minutes), 60)
+        return f"{hours:d}:{minutes:02d}:{seconds:05.2f}"
+
+
+def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
+    """The faces an identity holds now (decisions applied), with their latest verdicts."""
+    views = [v for v in decisions.view(conn).values() if v.identity == identity]
+    if not views:
+        return []
+    by_id = {v.face_id: v for v in views}
+    marks = ",".join("?" * len(by_id))
+    rows = conn.execute(
+        f"""SELECT x.id, f.slug, x.frame, x.pts, x.source, x.crop_path, x.measures, x.reasons,
+            x.passed FROM faces x JOIN films f ON f.id = x.film_id WHERE x.id IN ({marks})""",
+        list(by_id),
+    ).fetchall()
+    return [
+        FaceItem(
+            id=r[0],
+            film=r[1],
+            frame=r[2],
+            pts=r[3],
+            source=r[4],
+            crop_path=r[5],
+            measures=json.loads(r[6]),
+            reasons=json.loads(r[7]),
+            passed=bool(r[8]),
+            verdict=by_id[r[0]].verdict,
+            outlier=by_id[r[0]].outlier,
+        )
+        for r in rows
+    ]
+
+
+@dataclass
+class Review:
+    """One identity under review: the visible faces, the cursor, the selection, the decisions."""
+
+    conn: sqlite3.Connection
+    identity: int
+    sort: str = "outliers"
+    filter: str | None = None
+    cursor: int = 0
+    selected: set[int] = field(default_factory=set)
+    faces: list[FaceItem] = field(default_factory=list)
+    visible: list[FaceItem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the identity's faces again (after undo, merge, reassign…)."""
+        self.faces = load_faces(self.conn, self.identity)
+        self.selected &= {f.id for f in self.faces}
+        self.arrange()
+
+    def arrange(self) -> None:
+        """Apply the filter and the sort; the cursor stays on the same face when it can."""
+        current = self.current.id if self.visible and self.current else None
+        shown = [f for f in self.faces if self._passes_filter(f)]
+        if self.sort == "outliers":
+            shown.sort(key=lambda f: (-(f.outlier or 0.0), f.id))
+        elif self.sort == "quality":
+            shown.sort(key=lambda f: (-f.measures.get("sharpness", 0.0), f.id))
+        else:
+            shown.sort(key=lambda f: (f.film, f.frame, f.id))
+        self.visible = shown
+        ids = [f.id for f in shown]
+        self.cursor = ids.index(current) if current in ids else min(self.cursor, len(ids) - 1)
+        self.cursor = max(self.cursor, 0)
+
+    def _passes_filter(self, face: FaceItem) -> bool:
+        if self.filter is None:
+            return True
+        if self.filter == "unreviewed":
+            return face.verdict is None
+        return self.filter in face.keys
+
+    @property
+    def current(self) -> FaceItem | None:
+        return self.visible[self.cursor] if 0 <= self.cursor < len(self.visible) else None
+
+    def move(self, step: int) -> None:
+        if self.visible:
+            self.cursor = max(0, min(len(self.visible) - 1, self.cursor + step))
+
+    def cycle_sort(self) -> str:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.arrange()
+        return self.sort
+
+    def cycle_filter(self) -> str | None:
+        self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
+        self.arrange()
+        return self.filter
+
+    def toggle_select(self) -> None:
+        face = self.current
+        if face is not None:
+            self.selected ^= {face.id}
+
+    def targets(self) -> list[int]:
+        """The selection if there is one, else the face under the cursor."""
+        if self.selected:
+            return sorted(self.selected)
+        return [self.current.id] if self.current else []
+
+    def decide(self, verdict: str) -> list[int]:
+        """Keep or discard the targets, then move on so a person can hold a rhythm."""
+        faces = self.targets()
+        if not faces:
+            return []
+        (decisions.keep if verdict == "keep" else decisions.discard)(self.conn, faces)
+        for face in self.faces:
+            if face.id in faces:
+                face.verdict = verdict
+        had_selection = bool(self.selected)
+        self.selected.clear()
+        if self.filter == "unreviewed":
+            self.arrange()
+        elif not had_selection:
+            self.move(1)
+        return faces
+
+    def reassign(self, identity: int) -> list[int]:
+        faces = self.targets()
+        if faces:
+            decisions.reassign(self.conn, faces, identity)
+            self.selected.clear()
+            self.reload()
+        return faces
+
+    def split(self) -> int | None:
+        faces = self.targets()
+        if not faces:
+            return None
+        new = decisions.split(self.conn, faces)
+        self.selected.clear()
+        self.reload()
+        return new
+
+    def merge_into(self, identity: int) -> None:
+        """Merge this identity into another; the review follows it there."""
+        decisions.merge(self.conn, self.identity, identity)
+        self.identity = decisions.state(self.conn).resolve(identity) or identity
+        self.reload()
+
+    def flagged(self, reason: str) -> list[int]:
+        """Faces of this identity flagged for `reason` and not yet discarded."""
+        return [f.id for f in self.faces if reason in f.keys and f.verdict != "discard"]
+
+    def discard_flagged(self, reason: str) -> int:
+        faces = self.flagged(reason)
+        if faces:
+            decisions.discard(self.conn, faces)
+            self.reload()
+        return len(faces)
+
+    def undo(self) -> decisions.Decision:
+        done = decisions.undo(self.conn)
+        self._follow(done)
+        return done
+
+    def redo(self) -> decisions.Decision:
+        done = decisions.redo(self.conn)
+        self._follow(done)
+        return done
+
+    def _follow(self, done: decisions.Decision) -> None:
+        # Undoing a merge brings this identity back; follow merges otherwise.
+        resolved = decisions.state(self.conn).resolve(self.identity)
+        self.identity = resolved if resolved is not None else self.identity
+        self.reload()
+        if done.faces:
+            ids = [f.id for f in self.visible]
+            hits = [ids.index(f) for f in done.faces if f in ids]
+            if hits:
+                self.cursor = min(hits)
+
+
+def identity_rows(conn: sqlite3.Connection) -> list[identify.IdentityInfo]:
+    return identify.identities(conn)
