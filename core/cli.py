@@ -23,11 +23,13 @@ from .decode import SourceError
 from .export import ExportError
 from .extract import ExtractError, Extractor, Result, Stats
 from .identify import ClusterError
+from .importer import ArchiveError
 from .jobs import JobError
 from .models.base import ModelError
 from .workspace import Workspace, WorkspaceError
 
 KNOWN_ERRORS = (
+    ArchiveError,
     JobError,
     ModelError,
     SourceError,

@@ -24,14 +24,22 @@ def _open(ctx: click.Context):
 @click.argument("films", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Cluster every film that has faces.")
 @click.option("--k", type=click.IntRange(min=1), help="k-means with K clusters (the old tool).")
+@click.option("--force", is_flag=True, help="Regroup imported (hand-sorted) folders too.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def cluster(ctx, films: tuple[str, ...], every: bool, k: int | None, as_json: bool) -> None:
+def cluster(
+    ctx, films: tuple[str, ...], every: bool, k: int | None, force: bool, as_json: bool
+) -> None:
     """Group faces by identity, with no K to guess; a person's decisions always stay."""
     ws, conn = _open(ctx)
     try:
         if every:
-            ids = [r["id"] for r in catalogue.films(conn) if r["faces"]]
+            # Imported folders were sorted by hand already: --all leaves them as they are.
+            ids = [
+                r["id"]
+                for r in catalogue.films(conn)
+                if r["faces"] and (force or not identify.imported(conn, r["id"]))
+            ]
         else:
             if not films:
                 raise click.UsageError("name a film (id, slug or path) or use --all")
@@ -41,7 +49,7 @@ def cluster(ctx, films: tuple[str, ...], every: bool, k: int | None, as_json: bo
                 if row is None:
                     raise WorkspaceError(f"no film {ref!r} in {ws.root} (see `reelface films`)")
                 ids.append(int(row["id"]))
-        results = [identify.cluster_film(conn, i, ws.config().cluster, k) for i in ids]
+        results = [identify.cluster_film(conn, i, ws.config().cluster, k, force) for i in ids]
     finally:
         conn.close()
     if as_json:
@@ -237,3 +245,53 @@ def train_root_cmd(target, exports, vggface) -> None:
         f"training root {target}: {counts['identities']} identity folders "
         f"({counts['exported']} exported)"
     )
+
+
+@main.command("import")
+@click.argument("archives", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--group", help="Name of the submitting group [the zip's name].")
+@click.option("--size", type=click.IntRange(min=64, max=4096), help="Crop size [workspace's].")
+@click.option("--models", "pack", help="'embedded' or an insightface pack name or folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def import_cmd(ctx, archives, group, size, pack, as_json) -> None:
+    """Import groups' identity-foldered zips (or our exports): dedupe, extract, suggest links."""
+    from dataclasses import replace
+
+    from . import importer
+    from .extract import Extractor
+    from .models import registry
+
+    ws = _workspace(ctx)
+    cfg = ws.config()
+    cfg = replace(cfg, extract=replace(cfg.extract, size=size or cfg.extract.size))
+    detector, embedder = registry.load(cfg, pack)
+    extractor = Extractor(ws, cfg, detector, embedder)
+    results = [importer.import_archive(ws, extractor, Path(a), group) for a in archives]
+    if as_json:
+        data = [
+            {**asdict(r), "archive": str(r.archive), "folder": str(r.folder or "")} for r in results
+        ]
+        out.print_json(json.dumps(data))
+        return
+    names = {}
+    for r in results:
+        names.update({i.identity: i.name for i in r.identities if i.identity is not None})
+    for r in results:
+        if r.state == "already":
+            out.print(f"{r.archive.name}: already imported (import {r.import_id}); nothing to do")
+            continue
+        out.print(
+            f"{r.archive.name} → {r.folder}: group {r.group}, {r.files} images, "
+            f"{r.duplicates} duplicates skipped, {r.faces} faces in "
+            f"{sum(i.identity is not None for i in r.identities)} identities, "
+            f"{r.no_face} images without a usable face"
+        )
+        for i in r.identities:
+            if i.identity is not None:
+                out.print(f"  identity {i.identity} {i.name!r}: {i.faces} faces")
+        for a, b, d in r.links:
+            out.print(
+                f"  identity {a} {names.get(a, '')!r} looks like identity {b} (distance "
+                f"{d:.3f}): `reelface decide merge {a} {b}` to confirm"
+            )

@@ -191,7 +191,7 @@ def _check_identity(conn: sqlite3.Connection, identity: int) -> None:
         raise DecisionError(f"no identity {identity} (see `reelface identities`)")
 
 
-def _insert(
+def record(
     conn: sqlite3.Connection,
     kind: str,
     who: str | None,
@@ -219,7 +219,7 @@ def keep(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None)
     faces = list(faces)
     with transaction(conn):
         _check_faces(conn, faces)
-        return _insert(conn, "keep", who, faces)
+        return record(conn, "keep", who, faces)
 
 
 def discard(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None) -> int:
@@ -227,7 +227,7 @@ def discard(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = No
     faces = list(faces)
     with transaction(conn):
         _check_faces(conn, faces)
-        return _insert(conn, "discard", who, faces)
+        return record(conn, "discard", who, faces)
 
 
 def reassign(
@@ -238,7 +238,7 @@ def reassign(
     with transaction(conn):
         _check_faces(conn, faces)
         _check_identity(conn, identity)
-        return _insert(conn, "reassign", who, faces, target=identity)
+        return record(conn, "reassign", who, faces, target=identity)
 
 
 def split(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None) -> int:
@@ -251,7 +251,7 @@ def split(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None
             "INSERT INTO identities (film_id, created) VALUES (?, ?)", (film, time.time())
         )
         identity = int(cur.lastrowid)
-        _insert(conn, "split", who, faces, target=identity)
+        record(conn, "split", who, faces, target=identity)
         return identity
 
 
@@ -263,7 +263,7 @@ def merge(conn: sqlite3.Connection, source: int, into: int, who: str | None = No
         st = state(conn)
         if st.resolve(source) == st.resolve(into):
             raise DecisionError(f"identities {source} and {into} are already one")
-        return _insert(conn, "merge", who, identity=st.resolve(source), target=st.resolve(into))
+        return record(conn, "merge", who, identity=st.resolve(source), target=st.resolve(into))
 
 
 def name(conn: sqlite3.Connection, identity: int, text: str, who: str | None = None) -> int:
@@ -276,7 +276,7 @@ def name(conn: sqlite3.Connection, identity: int, text: str, who: str | None = N
         taken = {i for i, n in state(conn).names.items() if n == text and i != identity}
         if taken:
             raise DecisionError(f"name {text!r} is already identity {min(taken)}'s")
-        return _insert(conn, "name", who, identity=identity, payload={"name": text})
+        return record(conn, "name", who, identity=identity, payload={"name": text})
 
 
 def reject_link(conn: sqlite3.Connection, identity: int, other: int, who: str | None = None) -> int:
@@ -284,7 +284,7 @@ def reject_link(conn: sqlite3.Connection, identity: int, other: int, who: str | 
     with transaction(conn):
         _check_identity(conn, identity)
         _check_identity(conn, other)
-        return _insert(conn, "reject_link", who, identity=identity, target=other)
+        return record(conn, "reject_link", who, identity=identity, target=other)
 
 
 def undo(conn: sqlite3.Connection, who: str | None = None) -> Decision:
@@ -294,7 +294,7 @@ def undo(conn: sqlite3.Connection, who: str | None = None) -> Decision:
         if not st.done:
             raise DecisionError("nothing to undo")
         last = st.done[-1]
-        _insert(conn, "undo", who, ref=last.id)
+        record(conn, "undo", who, ref=last.id)
         return last
 
 
@@ -305,5 +305,5 @@ def redo(conn: sqlite3.Connection, who: str | None = None) -> Decision:
         if not st.undone:
             raise DecisionError("nothing to redo")
         last = st.undone[-1]
-        _insert(conn, "redo", who, ref=last.id)
+        record(conn, "redo", who, ref=last.id)
         return last

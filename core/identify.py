@@ -44,13 +44,30 @@ class RunResult:
     links: list[tuple[int, int, float]]  # (identity of this film, other identity, distance)
 
 
+def imported(conn: sqlite3.Connection, film_id: int) -> bool:
+    """Whether a film's identities came from a group's folders (`reelface import`)."""
+    row = conn.execute(
+        "SELECT method FROM cluster_runs WHERE film_id = ? ORDER BY id DESC LIMIT 1", (film_id,)
+    ).fetchone()
+    return row is not None and row[0] == "import"
+
+
 def cluster_film(
-    conn: sqlite3.Connection, film_id: int, cfg: ClusterConfig, k: int | None = None
+    conn: sqlite3.Connection,
+    film_id: int,
+    cfg: ClusterConfig,
+    k: int | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Cluster one film's faces, record the run and suggest links to other films' identities."""
     film = conn.execute("SELECT * FROM films WHERE id = ?", (film_id,)).fetchone()
     if film is None:
         raise ClusterError(f"no film {film_id} (see `reelface films`)")
+    if imported(conn, film_id) and not force:
+        raise ClusterError(
+            f"{film['slug']} holds a group's hand-sorted identities (imported); they are kept "
+            "as they are (cluster it with --force to regroup it anyway)"
+        )
     rows = conn.execute(
         "SELECT id, frame, box, embedding FROM faces WHERE film_id = ? ORDER BY id", (film_id,)
     ).fetchall()
@@ -71,7 +88,7 @@ def cluster_film(
         labels = cluster.cluster(x, params, frames=frames.tolist(), tracks=tracks)
         method = "auto"
     stats = cluster.diagnostics(x, labels)
-    scores = _outlier_scores(x, labels)
+    scores = outlier_scores(x, labels)
     with transaction(conn):
         identities = _stable_identities(conn, film_id, method, ids, labels)
         run = conn.execute(
@@ -81,7 +98,7 @@ def cluster_film(
                 film_id,
                 method,
                 json.dumps(asdict(params), sort_keys=True),
-                json.dumps([_stats_json(s, ids, identities) for s in stats]),
+                json.dumps([stats_json(s, ids, identities) for s in stats]),
                 time.time(),
             ),
         ).lastrowid
@@ -100,12 +117,12 @@ def cluster_film(
         len(ids),
         identities,
         int((labels == cluster.UNSORTED).sum()),
-        [_stats_json(s, ids, identities) for s in stats],
+        [stats_json(s, ids, identities) for s in stats],
         links,
     )
 
 
-def _outlier_scores(x: np.ndarray, labels: np.ndarray) -> list[float | None]:
+def outlier_scores(x: np.ndarray, labels: np.ndarray) -> list[float | None]:
     """Per face: how many spreads below its cluster's mean similarity (None when unsorted)."""
     out: list[float | None] = [None] * len(x)
     found, cents = cluster.centroids(x, labels)
@@ -118,7 +135,7 @@ def _outlier_scores(x: np.ndarray, labels: np.ndarray) -> list[float | None]:
     return out
 
 
-def _stats_json(s: cluster.ClusterStats, ids: np.ndarray, identities: list[int]) -> dict:
+def stats_json(s: cluster.ClusterStats, ids: np.ndarray, identities: list[int]) -> dict:
     return {
         "identity": identities[s.label],
         "size": s.size,

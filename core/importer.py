@@ -1,0 +1,543 @@
+"""Other groups' submissions into the catalogue: checked unpacking, deduplication by SHA-256,
+extraction per identity folder, the group's folders as identities, links to known identities.
+
+Each identity folder becomes one "images" film (see `import_archive` for why). The archive is
+unpacked into a hidden folder inside the workspace and renamed into `imports/<slug>/` only once
+every entry is checked; if extraction or the catalogue write fails, the films, crops and folder
+this import made are removed again, so nothing is ever half-imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from . import catalogue, cluster, decisions, decode, identify
+from .catalogue import transaction
+from .export import ARCFACE_DIR, FFHQ_DIR, FORMAT
+from .extract import Extractor, slugify
+from .thumbs import thumbs_of
+from .workspace import Workspace
+
+IMPORTS_DIR = "imports"
+METHOD = "import"  # cluster_runs.method of the assignments an import records
+# Left by archivers and file browsers, never faces.
+JUNK = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
+CHUNK = 1 << 20
+
+
+class ArchiveError(RuntimeError):
+    """A zip that cannot be imported; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One image of the archive and where it goes: identity folder and file name."""
+
+    info: zipfile.ZipInfo
+    folder: str  # the group's identity folder (nested folders joined with '_')
+    name: str  # file name, kept
+
+
+@dataclass
+class Plan:
+    """What an archive holds, checked: images by identity folder and the entries left aside."""
+
+    kind: str  # "reelface-export" or "folders"
+    members: list[Member]
+    manifest: dict | None = None
+    prefix: str = ""  # path of the manifest's folder inside the archive ("" = root)
+    ignored: int = 0  # entries that are not images in an identity folder
+
+
+@dataclass
+class IdentityImport:
+    """One identity folder of an archive as it entered the catalogue."""
+
+    folder: str
+    name: str
+    identity: int | None  # None when every file was a duplicate or no face was found
+    film_id: int | None
+    files: int
+    faces: int
+
+
+@dataclass
+class ImportResult:
+    """What importing one archive did."""
+
+    archive: Path
+    state: str  # imported | already
+    slug: str
+    group: str
+    import_id: int
+    folder: Path | None = None
+    identities: list[IdentityImport] = field(default_factory=list)
+    files: int = 0  # images in identity folders
+    duplicates: int = 0  # identical to a file already imported (or a crop of this workspace)
+    faces: int = 0  # faces assigned to the group's identities
+    no_face: int = 0  # images where no face large enough was found
+    ignored: int = 0  # other entries (manifests, 224 copies, text files…)
+    links: list[tuple[int, int, float]] = field(default_factory=list)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and checking the archive (nothing is written here)
+
+
+def _entry_parts(archive: Path, info: zipfile.ZipInfo) -> tuple[str, ...]:
+    """The entry's path components, or ArchiveError for anything that could escape the folder."""
+    raw = info.filename
+    name = raw.replace("\\", "/")  # zips made on Windows sometimes use backslashes
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ArchiveError(
+            f"{archive}: entry {raw!r} has an absolute path; refusing it "
+            "(ask the group to zip the identity folders themselves)"
+        )
+    parts = tuple(p for p in PurePosixPath(name).parts if p not in ("", "."))
+    if ".." in parts:
+        raise ArchiveError(
+            f"{archive}: entry {raw!r} points outside the archive ('..'); refusing it "
+            "(ask the group for a zip of the identity folders)"
+        )
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise ArchiveError(
+            f"{archive}: entry {raw!r} is a symbolic link; refusing it "
+            "(ask the group to zip the files, not links to them)"
+        )
+    return parts
+
+
+def _is_image(parts: tuple[str, ...]) -> bool:
+    return PurePosixPath(parts[-1]).suffix.lower() in decode.IMAGE_SUFFIXES
+
+
+def _junk(parts: tuple[str, ...]) -> bool:
+    return any(p in JUNK or p.startswith(".") for p in parts)
+
+
+def read_plan(archive: Path, zf: zipfile.ZipFile) -> Plan:
+    """Check every entry and sort the images into identity folders."""
+    entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
+    seen: set[tuple[str, ...]] = set()
+    for info in zf.infolist():
+        parts = _entry_parts(archive, info)
+        if not parts or info.is_dir():
+            continue
+        if parts in seen:
+            raise ArchiveError(f"{archive}: entry {info.filename!r} twice; ask for a new zip")
+        seen.add(parts)
+        entries.append((info, parts))
+    usable = [(i, p) for i, p in entries if not _junk(p)]
+    manifest = _find_manifest(archive, zf, usable)
+    if manifest is not None:
+        return _export_plan(archive, usable, *manifest)
+    images = [(i, p) for i, p in usable if _is_image(p)]
+    foldered = [(i, p) for i, p in images if len(p) > 1]
+    if not foldered:
+        what = "images at its top level only" if images else "no images"
+        raise ArchiveError(
+            f"{archive}: {what}, no identity folders; expected one folder of face images per "
+            "identity (e.g. actor01/0001.png)"
+        )
+    # A wrapper folder shared by every image (group07_final/actor01/x.png) is not an identity.
+    common = list(foldered[0][1][:-2])
+    for _, parts in foldered:
+        keep = 0
+        while keep < len(common) and keep < len(parts) - 2 and parts[keep] == common[keep]:
+            keep += 1
+        common = common[:keep]
+    members = [Member(i, "_".join(p[len(common) : -1]), p[-1]) for i, p in foldered]
+    return Plan("folders", members, ignored=len(entries) - len(members))
+
+
+def _find_manifest(
+    archive: Path, zf: zipfile.ZipFile, entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]
+) -> tuple[dict, tuple[str, ...]] | None:
+    """Our export's manifest (the shallowest manifest.json that says so) and its folder."""
+    found = sorted((len(p), p, i) for i, p in entries if p[-1] == "manifest.json")
+    for _, parts, info in found:
+        try:
+            manifest = json.loads(zf.read(info))
+        except (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError):
+            continue  # someone else's manifest or a damaged one: judge the folders instead
+        if isinstance(manifest, dict) and manifest.get("format") == FORMAT:
+            return manifest, parts[:-1]
+    return None
+
+
+def _export_plan(
+    archive: Path,
+    entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]],
+    manifest: dict,
+    prefix: tuple[str, ...],
+) -> Plan:
+    """Our own export: the FFHQ crops (the 224 copies are derived from them), else the 224s."""
+    n = len(prefix)
+    under = [(i, p) for i, p in entries if p[:n] == prefix and len(p) == n + 3 and _is_image(p)]
+    for size in (FFHQ_DIR, ARCFACE_DIR):
+        members = [Member(i, p[n + 1], p[-1]) for i, p in under if p[n] == size]
+        if members:
+            return Plan(
+                FORMAT, members, manifest, "/".join(prefix), ignored=len(entries) - len(members)
+            )
+    raise ArchiveError(
+        f"{archive}: a reelface export with no {FFHQ_DIR}/ or {ARCFACE_DIR}/ identity folders; "
+        "export again with `reelface export --zip`"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Unpacking and deduplicating (into a temporary folder inside the workspace)
+
+
+def _unpack(archive: Path, zf: zipfile.ZipFile, plan: Plan, tmp: Path) -> dict[str, str]:
+    """Write every planned image under tmp/<folder>/<name>; relative path → SHA-256."""
+    need = sum(m.info.file_size for m in plan.members)
+    free = shutil.disk_usage(tmp.parent).free
+    if need > free:
+        raise ArchiveError(
+            f"{archive}: needs {need / 1e9:.1f} GB to unpack, {free / 1e9:.1f} GB free in "
+            f"{tmp.parent}; free space and run the same command"
+        )
+    sums: dict[str, str] = {}
+    for member in plan.members:
+        rel = f"{member.folder}/{member.name}"
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        try:
+            with zf.open(member.info) as src, open(target, "wb") as dst:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise ArchiveError(
+                f"{archive}: damaged entry {member.info.filename!r} ({error}); "
+                "the zip is corrupt or truncated, ask for a new copy"
+            ) from error
+        sums[rel] = digest.hexdigest()
+    if plan.manifest is not None:
+        _check_manifest(archive, plan, sums)
+    return sums
+
+
+def _check_manifest(archive: Path, plan: Plan, sums: dict[str, str]) -> None:
+    """Our export lists a checksum per file: a mismatch means the archive was damaged."""
+    listed = plan.manifest.get("checksums", {}) if plan.manifest else {}
+    for member in plan.members:
+        inner = "/".join(PurePosixPath(member.info.filename.replace("\\", "/")).parts)
+        rel = inner[len(plan.prefix) + 1 :] if plan.prefix else inner
+        expected = listed.get(rel)
+        if expected is not None and expected != sums[f"{member.folder}/{member.name}"]:
+            raise ArchiveError(
+                f"{archive}: {member.info.filename} does not match its manifest checksum "
+                "(damaged archive); ask the group for a new zip"
+            )
+
+
+def imported_checksums(conn: sqlite3.Connection) -> set[str]:
+    """SHA-256 of every file earlier imports brought in (kept in imports.counts)."""
+    out: set[str] = set()
+    for (counts,) in conn.execute("SELECT counts FROM imports"):
+        out.update(json.loads(counts).get("checksums", {}).values())
+    return out
+
+
+def _own_crop_sums(
+    ws: Workspace, conn: sqlite3.Connection, plan: Plan, sums: dict[str, str]
+) -> set[str]:
+    """Files of our own export that are byte-identical to crops this workspace already holds."""
+    if plan.manifest is None:
+        return set()
+    local = {}
+    for film in plan.manifest.get("films", []):
+        row = catalogue.find_film(conn, str(film.get("content_hash", "")))
+        if row is not None:
+            local[film.get("slug")] = ws.film_dir(row["slug"]) / "faces"
+    same: set[str] = set()
+    if not local:
+        return same
+    for face in plan.manifest.get("faces", []):
+        folder = local.get(face.get("film"))
+        rel = face.get("files", {}).get(FFHQ_DIR)
+        if folder is None or not rel:
+            continue
+        # Export names a crop <film slug>_<frame>_<slot><suffix>; the workspace <frame>_<slot>.
+        stem = PurePosixPath(rel).name[len(face["film"]) + 1 :]
+        crop = folder / stem
+        key = "/".join(PurePosixPath(rel).parts[1:])
+        if key in sums and crop.is_file() and sha256_file(crop) == sums[key]:
+            same.add(sums[key])
+    return same
+
+
+def _dedupe(tmp: Path, sums: dict[str, str], known: set[str]) -> tuple[dict[str, str], int]:
+    """Remove files already known or repeated in this archive; the kept ones and the count."""
+    kept: dict[str, str] = {}
+    seen = set(known)
+    skipped = 0
+    for rel in sorted(sums):
+        if sums[rel] in seen:
+            (tmp / rel).unlink()
+            skipped += 1
+        else:
+            seen.add(sums[rel])
+            kept[rel] = sums[rel]
+    return kept, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# Importing
+
+
+def import_archive(
+    ws: Workspace, extractor: Extractor, archive: Path, group: str | None = None
+) -> ImportResult:
+    """Import one zip: a no-op for a zip imported before, else every identity folder.
+
+    One film of kind "images" per identity folder, not per archive: the extractor reads a flat
+    folder and keeps each file name as the face's source; an identity belongs to one film as the
+    schema's identities.film_id expects; and suggest_links, which links identities of different
+    films, then also finds one actor split over two folders of the same submission.
+    """
+    archive = archive.expanduser().resolve()
+    if not archive.is_file():
+        raise ArchiveError(f"{archive}: no such file (name a .zip the group submitted)")
+    digest = sha256_file(archive)
+    slug = slugify(archive, digest)
+    group = (group or archive.stem).strip() or archive.stem
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    try:
+        row = conn.execute("SELECT * FROM imports WHERE sha256 = ?", (digest,)).fetchone()
+        if row is not None:
+            counts = json.loads(row["counts"])
+            return ImportResult(
+                archive,
+                "already",
+                counts.get("slug", slug),
+                counts.get("group", group),
+                int(row["id"]),
+            )
+        try:
+            zf = zipfile.ZipFile(archive)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise ArchiveError(
+                f"{archive}: not a readable zip ({error}); the file is corrupt or truncated, "
+                "ask for a new copy"
+            ) from error
+        with zf:
+            plan = read_plan(archive, zf)
+            return _import(ws, conn, extractor, archive, digest, slug, group, zf, plan)
+    finally:
+        conn.close()
+
+
+def _import(ws, conn, extractor, archive, digest, slug, group, zf, plan) -> ImportResult:
+    root = ws.root / IMPORTS_DIR
+    root.mkdir(exist_ok=True)
+    final = root / slug
+    tmp = root / f".{slug}.part-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    made_films: list[tuple[int, str]] = []
+    try:
+        tmp.mkdir()
+        sums = _unpack(archive, zf, plan, tmp)
+        known = imported_checksums(conn) | _own_crop_sums(ws, conn, plan, sums)
+        kept, duplicates = _dedupe(tmp, sums, known)
+        if final.exists():  # left by an import whose catalogue write never happened
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        result = ImportResult(archive, "imported", slug, group, 0, final)
+        result.files, result.duplicates, result.ignored = len(sums), duplicates, plan.ignored
+        films = _extract_folders(ws, conn, extractor, final, made_films)
+        _record(ws, conn, result, digest, films, kept)
+        return result
+    except BaseException:
+        _undo(ws, conn, made_films, tmp, final)
+        raise
+
+
+def _extract_folders(
+    ws: Workspace,
+    conn: sqlite3.Connection,
+    extractor: Extractor,
+    final: Path,
+    made: list[tuple[int, str]],
+) -> dict[str, tuple[int | None, int]]:
+    """identity folder → (film id or None, images kept); films made are added to `made`."""
+    out: dict[str, tuple[int | None, int]] = {}
+    for folder in sorted(p for p in final.iterdir() if p.is_dir()):
+        images = decode.image_files(folder)
+        if not images:  # every file was a duplicate
+            folder.rmdir()
+            out[folder.name] = (None, 0)
+            continue
+        info = decode.probe(folder)
+        row = catalogue.find_film(conn, info.content_hash)
+        # A film of this very folder is a killed run of this import (resumed below); a film of
+        # the same images elsewhere means they are in the catalogue already.
+        if row is not None and Path(row["path"]).parent != final:
+            out[folder.name] = (None, 0)
+            continue
+        result = extractor.run(folder, info=info)
+        made.append((result.film_id, result.slug))
+        out[folder.name] = (result.film_id, len(images))
+    return out
+
+
+def _main_faces(conn: sqlite3.Connection, film_id: int) -> tuple[list[int], list[int], np.ndarray]:
+    """All face ids of a film, the largest face of each image (the folder's person), embeddings."""
+    rows = conn.execute(
+        "SELECT id, frame, box, embedding FROM faces WHERE film_id = ? ORDER BY id", (film_id,)
+    ).fetchall()
+    best: dict[int, tuple[float, int]] = {}
+    for r in rows:
+        x0, y0, x1, y1 = json.loads(r["box"])[:4]
+        area = (x1 - x0) * (y1 - y0)
+        if r["frame"] not in best or area > best[r["frame"]][0]:
+            best[r["frame"]] = (area, r["id"])
+    main = sorted(face for _, face in best.values())
+    vectors = {r["id"]: np.frombuffer(r["embedding"], np.float32) for r in rows}
+    x = np.stack([vectors[f] for f in main]) if main else np.zeros((0, 0), np.float32)
+    return [r["id"] for r in rows], main, x
+
+
+def _record(
+    ws: Workspace,
+    conn: sqlite3.Connection,
+    result: ImportResult,
+    digest: str,
+    films: dict[str, tuple[int | None, int]],
+    kept: dict[str, str],
+) -> None:
+    """The import, its identities (named after the folders) and link suggestions, at once."""
+    who = f"import:{result.group}"
+    dims: set[int] = set()
+    new: set[int] = set()
+    with transaction(conn):
+        names = set(decisions.state(conn).names.values())
+        for folder, (film_id, files) in sorted(films.items()):
+            entry = IdentityImport(folder, folder, None, film_id, files, 0)
+            result.identities.append(entry)
+            if film_id is None:
+                continue
+            every, main, x = _main_faces(conn, film_id)
+            result.no_face += files - len(main)
+            if not main:
+                continue
+            now = time.time()
+            identity = conn.execute(
+                "INSERT INTO identities (film_id, created) VALUES (?, ?)", (film_id, now)
+            ).lastrowid
+            x = cluster.normalise(x)
+            labels = np.zeros(len(main), np.int64)
+            stats = [
+                identify.stats_json(s, np.array(main), [identity])
+                for s in cluster.diagnostics(x, labels)
+            ]
+            params = {"group": result.group, "folder": folder, "archive": str(result.archive)}
+            run = conn.execute(
+                "INSERT INTO cluster_runs (film_id, method, params, stats, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (film_id, METHOD, json.dumps(params, sort_keys=True), json.dumps(stats), now),
+            ).lastrowid
+            scores = dict(zip(main, identify.outlier_scores(x, labels), strict=True))
+            # Other faces in a group's image (people in the background) stay unsorted.
+            conn.executemany(
+                "INSERT INTO assignments (run_id, face_id, identity_id, outlier) "
+                "VALUES (?, ?, ?, ?)",
+                [(run, f, identity if f in scores else None, scores.get(f)) for f in every],
+            )
+            entry.name = _free_name(folder, result.group, names)
+            names.add(entry.name)
+            decisions.record(conn, "name", who, identity=identity, payload={"name": entry.name})
+            entry.identity, entry.faces = int(identity), len(main)
+            result.faces += len(main)
+            new.add(int(identity))
+            dims.add(x.shape[1])
+        first = next((e.film_id for e in result.identities if e.film_id is not None), None)
+        counts = {
+            "slug": result.slug,
+            "group": result.group,
+            "folder": f"{IMPORTS_DIR}/{result.slug}",
+            "files": result.files,
+            "duplicates": result.duplicates,
+            "faces": result.faces,
+            "no_face": result.no_face,
+            "ignored": result.ignored,
+            "identities": len(new),
+            "films": [e.film_id for e in result.identities if e.film_id is not None],
+            "checksums": kept,
+        }
+        try:
+            cur = conn.execute(
+                "INSERT INTO imports (path, sha256, film_id, counts, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    str(result.archive),
+                    digest,
+                    first,
+                    json.dumps(counts, sort_keys=True),
+                    time.time(),
+                ),
+            )
+        except sqlite3.IntegrityError as error:  # the same zip, imported meanwhile elsewhere
+            raise ArchiveError(
+                f"{result.archive}: imported meanwhile by another run; nothing to do"
+            ) from error
+        result.import_id = int(cur.lastrowid)
+        if new:
+            cfg = ws.config().cluster
+            threshold = identify.params_for(cfg, dims.pop()).merge_threshold * 1.5
+            result.links = identify.suggest_links(conn, threshold, only=new)
+
+
+def _free_name(folder: str, group: str, taken: set[str]) -> str:
+    """The group's folder name; prefixed with the group when another identity has it already, or
+    when it is an exported id00042, which would clash with this workspace's own unnamed folders."""
+    name = folder.strip() or "identity"
+    if name not in taken and not re.fullmatch(r"id\d+", name):
+        return name
+    base, n = f"{group}_{name}", 2
+    candidate = base
+    while candidate in taken:
+        candidate, n = f"{base}_{n}", n + 1
+    return candidate
+
+
+def _undo(
+    ws: Workspace, conn: sqlite3.Connection, made: list[tuple[int, str]], tmp: Path, final: Path
+) -> None:
+    """Remove what a failed import made: its films (faces cascade), crops, thumbnails, folder."""
+    try:
+        with transaction(conn):
+            for film_id, _ in made:
+                conn.execute("DELETE FROM films WHERE id = ?", (film_id,))
+    except sqlite3.Error:
+        pass  # the catalogue is unreachable; the films stay "failed" and re-import redoes them
+    for _, slug in made:
+        shutil.rmtree(ws.film_dir(slug), ignore_errors=True)
+        shutil.rmtree(thumbs_of(ws.root, f"films/{slug}"), ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(final, ignore_errors=True)
