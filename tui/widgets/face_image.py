@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -21,10 +22,7 @@ def strips_for(pixels: np.ndarray, width: int, height: int) -> list[Strip]:
     for row in range(height):
         top, bottom = small[2 * row], small[2 * row + 1]
         segments = [
-            Segment(
-                UPPER_HALF,
-                Style(color=f"rgb({t[0]},{t[1]},{t[2]})", bgcolor=f"rgb({b[0]},{b[1]},{b[2]})"),
-            )
+            Segment(UPPER_HALF, Style.from_color(Color.from_rgb(*t), Color.from_rgb(*b)))
             for t, b in zip(top.tolist(), bottom.tolist(), strict=True)
         ]
         strips.append(Strip(segments, width))
