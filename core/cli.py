@@ -383,8 +383,10 @@ def demo(ctx: click.Context, size: int) -> None:
 # Identity commands live in their own module; importing it registers them on `main`.
 from . import cli_identities  # noqa: E402, F401
 from .cli_eval import eval_command  # noqa: E402
+from .cli_train import swap_command, train_command  # noqa: E402
 
-main.add_command(eval_command)
+for _command in (eval_command, train_command, swap_command):
+    main.add_command(_command)
 
 for _ep in entry_points(group="reelface.commands"):
     # daemon/ and tui/ add their own subcommands without core importing them.

@@ -75,3 +75,26 @@ def evaluate(
         )
     )
     return {"files": {k: str(v) for k, v in files.items()}}
+
+
+def train(
+    ws: Workspace,
+    data: list[str],
+    out: str,
+    arcface: str = "",
+    resume: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """Train SimSwap on identity folders, as `reelface train` (--gpus N starts torchrun)."""
+    from .swap import train as train_mod
+
+    del ws  # training reads only the roots it is given
+    given = (*options, "data", "arcface") if resume else ()
+    opts = train_mod.TrainOptions(data=list(data), out=out, arcface=arcface, **options)
+    if opts.gpus > 1:
+        code = train_mod.launch(opts, resume, given)
+        if code:
+            raise train_mod.TrainError(f"training processes exited with status {code}")
+        return {"checkpoint": str(Path(out) / train_mod.LATEST)}
+    opts, state = train_mod.prepare(opts, resume, given)
+    return {"checkpoint": str(train_mod.run(opts, state))}

@@ -1,0 +1,296 @@
+"""`reelface train` (SimSwap training on identity folders) and `reelface swap` (one photo pair)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+from rich.console import Console
+
+from . import config as config_mod
+from .decode import SourceError
+from .models.base import ModelError
+
+console = Console(stderr=True)
+
+# CLI option name → TrainOptions field, for the options that map one to one.
+_PLAIN = ("steps", "batch", "size", "tiny", "deep", "alignment", "discriminator", "backbone",
+          "lr", "augment", "seed", "save_every", "sample_every", "log_every", "keep", "workers",
+          "device", "compile", "deterministic", "trust_pickle", "gpus")  # fmt: skip
+_LAMBDAS = {"lambda_id": "identity", "lambda_rec": "reconstruction", "lambda_feat": "feature"}
+
+
+def _fail(error: BaseException) -> None:
+    console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    "roots",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Training root: one folder per identity (jpg/png). Repeat for more roots.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Run folder: checkpoints, samples/, tb/ (TensorBoard), scalars.jsonl.",
+)
+@click.option(
+    "--arcface",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Identity network for the loss: SimSwap's arcface_checkpoint.tar or a state dict.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest.pt.")
+@click.option(
+    "--gpus",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="GPUs; > 1 launches one process per GPU with torchrun (DDP).",
+)
+@click.option("--steps", type=click.IntRange(1), default=1_000_000, show_default=True)
+@click.option(
+    "--batch",
+    type=click.IntRange(2),
+    default=16,
+    show_default=True,
+    help="Identities per batch, per GPU.",
+)
+@click.option("--size", type=int, default=None, help="Crop size [224; 64 with --tiny].")
+@click.option("--tiny", is_flag=True, help="A tiny generator and D (CPU tests and demos).")
+@click.option("--deep", is_flag=True, help="One more down/up level (SimSwap's Gdeep, for 512).")
+@click.option(
+    "--alignment",
+    type=click.Choice(["arcface", "ffhq"]),
+    default="arcface",
+    show_default=True,
+    help="Template the training crops are aligned on.",
+)
+@click.option(
+    "--discriminator", type=click.Choice(["patch", "projected"]), default="patch", show_default=True
+)
+@click.option("--backbone", default="", help="Projected D only: TorchScript feature network.")
+@click.option("--lr", type=float, default=4e-4, show_default=True)
+@click.option("--lambda-id", type=float, default=30.0, show_default=True)
+@click.option("--lambda-rec", type=float, default=10.0, show_default=True)
+@click.option("--lambda-feat", type=float, default=10.0, show_default=True)
+@click.option(
+    "--augment/--no-augment",
+    default=False,
+    show_default=True,
+    help="Light augmentation: mirror, ±10 % brightness and contrast.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--save-every", type=click.IntRange(1), default=10_000, show_default=True)
+@click.option("--sample-every", type=click.IntRange(1), default=1_000, show_default=True)
+@click.option("--log-every", type=click.IntRange(1), default=100, show_default=True)
+@click.option(
+    "--keep",
+    type=click.IntRange(0),
+    default=3,
+    show_default=True,
+    help="Step checkpoints kept besides latest.pt.",
+)
+@click.option("--workers", type=click.IntRange(0), default=4, show_default=True)
+@click.option("--device", default="", help="torch device (default: cuda when available).")
+@click.option("--compile", is_flag=True, help="torch.compile the generator and D.")
+@click.option("--no-amp", is_flag=True, help="No bf16 autocast on GPUs.")
+@click.option("--deterministic", is_flag=True, help="Deterministic GPU kernels (exact resume).")
+@click.option(
+    "--trust-pickle", is_flag=True, help="Fully unpickle the ArcFace file (runs code stored in it)."
+)
+@click.pass_context
+def train_command(ctx: click.Context, roots: tuple[Path, ...], out: Path, resume: bool,
+                  **values: Any) -> None:  # fmt: skip
+    """Train SimSwap on identity folders; Ctrl-C saves a checkpoint, --resume continues."""
+    from .swap import data, train
+
+    given = tuple(
+        name for name in (*_PLAIN, "arcface", "no_amp", *_LAMBDAS)
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ) + (("data",) if roots else ())  # fmt: skip
+    if values["size"] is None:
+        values["size"] = 64 if values["tiny"] else 224
+    options = train.TrainOptions(
+        data=[str(r) for r in roots],
+        out=str(out),
+        arcface=str(values["arcface"] or ""),
+        weights={_LAMBDAS[k]: values[k] for k in _LAMBDAS} | {"adversarial": 1.0},
+        amp=not values["no_amp"],
+        **{k: values[k] for k in _PLAIN},
+    )
+    given = tuple(_field(name) for name in given)
+    try:
+        if not resume and not roots:
+            raise train.TrainError("no training data; pass --data ROOT (one folder per identity)")
+        if options.gpus > 1 and "WORLD_SIZE" not in os.environ:
+            _check_gpus(options)
+            sys.exit(train.launch(options, resume, given))
+        options, state = train.prepare(options, resume, given)
+        train.run(options, state)
+    except (train.TrainError, ModelError, data.DataError) as error:
+        _fail(error)
+    console.print(f"checkpoint: {Path(options.out) / train.LATEST}", highlight=False)
+
+
+def _field(name: str) -> str:
+    return {"no_amp": "amp", **{k: "weights" for k in _LAMBDAS}}.get(name, name)
+
+
+def _check_gpus(options: Any) -> None:
+    import torch
+
+    from .swap.train import TrainError
+
+    if options.device.startswith("cpu"):
+        return  # CPU processes on the gloo backend (tests, debugging)
+    visible = torch.cuda.device_count()
+    if visible < options.gpus:
+        raise TrainError(
+            f"--gpus {options.gpus}: only {visible} GPU(s) visible; lower --gpus or check "
+            "CUDA_VISIBLE_DEVICES"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# swap
+
+
+@dataclass(frozen=True)
+class SwapOptions:
+    """One single-pair swap."""
+
+    model: Path
+    source: Path
+    target: Path
+    out: Path
+    arcface: Path | None = None  # default: the file the checkpoint was trained with
+    trust_pickle: bool = False
+    models: str | None = None
+    device: str | None = None
+    crop_out: Path | None = None
+
+
+class SwapError(RuntimeError):
+    """The swap cannot run; the message names the file and the fix."""
+
+
+def run_swap(options: SwapOptions) -> list[str]:
+    """Detect, align, swap, paste back and write options.out; returns notes for the user."""
+    from . import align, evaluate
+    from .models import registry
+    from .swap import checkpoint, identity, paste
+    from .swap.train import write_png
+
+    ckpt = checkpoint.load(options.model, options.device)
+    arcface = options.arcface or ckpt.identity.get("path")
+    if not arcface:
+        raise SwapError(f"{options.model}: records no ArcFace file; pass --arcface FILE")
+    if not Path(arcface).is_file():
+        raise SwapError(
+            f"{options.model}: was trained with ArcFace {arcface}, which is gone; pass --arcface"
+        )
+    id_net = identity.load_identity(Path(arcface), options.trust_pickle, options.device)
+    notes = []
+    if id_net.dim != ckpt.config.id_dim:
+        raise SwapError(
+            f"{arcface}: gives {id_net.dim}-d vectors, the generator takes "
+            f"{ckpt.config.id_dim}-d; pass the ArcFace it was trained with"
+        )
+    if ckpt.identity.get("sha256") and ckpt.identity["sha256"] != id_net.sha256:
+        notes.append(f"{arcface} is not the ArcFace the generator was trained with")
+    detector, _ = registry.load(config_mod.Config(), options.models)
+    photos = [evaluate.Photo(Path(options.source)), evaluate.Photo(Path(options.target))]
+    evaluate.locate(detector, photos)
+    for photo in photos:
+        if photo.problem:
+            raise SwapError(f"{photo.path}: {photo.problem}; give a photo with a visible face")
+        if photo.faces > 1:
+            notes.append(f"{photo.path.name}: {photo.faces} faces, the largest used")
+    size = ckpt.config.image_size
+    template = evaluate.TEMPLATES[ckpt.config.alignment].scaled(size)
+    source, target = photos
+    src_crop = evaluate.aligned_crop(source, template, size)
+    matrix = align.align_matrix(target.face.landmarks, template, size)
+    tgt_crop = align.warp(target.image, matrix, size)
+    z = id_net.embed(src_crop[None], template)
+    swapper = evaluate.GeneratorSwapper("model", ckpt)
+    result = swapper.swap(tgt_crop[None], src_crop[None], np.asarray(z, np.float32))[0]
+    if options.crop_out:
+        write_png(Path(options.crop_out), result)
+    _write_image(Path(options.out), paste.paste_back(target.image, result, matrix))
+    return notes
+
+
+def _write_image(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    from .swap.train import _atomic
+
+    suffix = path.suffix.lower() if path.suffix.lower() in (".png", ".jpg", ".jpeg") else ".png"
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise SwapError(f"{path}: cannot encode the image; use a .png or .jpg name")
+    _atomic(path, lambda tmp: tmp.write_bytes(encoded.tobytes()))
+
+
+@click.command("swap")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Checkpoint from `reelface train` (RUN/generator.pt or RUN/latest.pt).",
+)
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Photo whose identity is put on the target.",
+)
+@click.option(
+    "--target",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Photo whose face is replaced (its largest face).",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Result image.")
+@click.option(
+    "--arcface",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Identity network (default: the one the checkpoint was trained with).",
+)
+@click.option(
+    "--crop-out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the swapped aligned crop (what evaluation compares).",
+)
+@click.option(
+    "--trust-pickle", is_flag=True, help="Fully unpickle the ArcFace file (runs code stored in it)."
+)
+@click.option("--models", default=None, help="Detector pack (default: the config's).")
+@click.option("--device", default=None, help="torch device (default: cuda when available).")
+def swap_command(model: Path, source: Path, target: Path, out: Path, arcface: Path | None,
+                 crop_out: Path | None, trust_pickle: bool, models: str | None,
+                 device: str | None) -> None:  # fmt: skip
+    """Put SOURCE's identity on TARGET's largest face and paste it back, feathered."""
+    options = SwapOptions(model, source, target, out, arcface, trust_pickle, models, device,
+                          crop_out)  # fmt: skip
+    try:
+        notes = run_swap(options)
+    except (SwapError, ModelError, SourceError) as error:
+        _fail(error)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {out}", highlight=False)
