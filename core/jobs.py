@@ -62,7 +62,7 @@ class Job:
     def label(self) -> str:
         """A short human name: the film slug or the params' name."""
         p = self.params
-        return str(p.get("slug") or p.get("film") or p.get("name") or p.get("path", ""))
+        return str(next((p[k] for k in ("slug", "film", "name", "out", "path") if p.get(k)), ""))
 
 
 def enqueue(

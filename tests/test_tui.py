@@ -160,8 +160,10 @@ def test_selection_reassign_split_and_merge_with_undo(root: Path) -> None:
         await pilot.press(*str(other), "enter")
         await pilot.pause()
         assert decisions.state(app.conn).resolve(identity) == other
+        assert review.identity == other  # the review follows the faces
         await pilot.press("u")  # a mistaken merge, undone
         assert decisions.state(app.conn).resolve(identity) == identity
+        assert review.identity == identity  # and the review is back where it was
 
     run(root, script)
 
@@ -288,3 +290,19 @@ def test_the_app_in_tmux(root: Path) -> None:
     got = sorted(decisions.state(conn).verdict.values())
     conn.close()
     assert got == ["discard", "keep", "keep"]
+
+
+def test_the_identity_picker_puts_an_exact_id_first(root: Path) -> None:
+    """Typing "4" picks identity 4, not the first label with a 4 somewhere in it."""
+    from reelface.tui.screens.pickers import Choice, IdentityPicker
+
+    async def script(app, pilot) -> None:
+        picked = []
+        choices = [Choice(2, "2 (9 faces, film-1364)"), Choice(4, "4 (6 faces, film-2)")]
+        app.push_screen(IdentityPicker("Merge into…", choices, allow_new=False), picked.append)
+        await pilot.pause()
+        await pilot.press("4", "enter")
+        await pilot.pause()
+        assert picked == [4]
+
+    run(root, script)

@@ -208,7 +208,12 @@ class Review:
         return done
 
     def _follow(self, done: decisions.Decision) -> None:
-        # Undoing a merge brings this identity back; follow merges otherwise.
+        # Undoing the merge that brought us here goes back to the identity that was merged;
+        # otherwise follow merges to where this identity's faces are now.
+        if done.kind == "merge" and done.target_id == self.identity:
+            state = decisions.state(self.conn)
+            if state.resolve(done.identity_id) == done.identity_id:
+                self.identity = done.identity_id
         resolved = decisions.state(self.conn).resolve(self.identity)
         self.identity = resolved if resolved is not None else self.identity
         self.reload()

@@ -61,9 +61,13 @@ class IdentityPicker(ModalScreen[int | None]):
         options.clear_options()
         if self.allow_new:
             options.add_option(Option("+ a new identity", id=str(NEW)))
-        for choice in self.choices:
-            if fuzzy(query, choice.label):
-                options.add_option(Option(choice.label, id=str(choice.identity)))
+        # An exact id first, then ids and names that start with the query, then fuzzy matches:
+        # typing "4" must pick identity 4, not the first label with a 4 in its film name.
+        query = query.strip()
+        matches = [c for c in self.choices if fuzzy(query, c.label)]
+        matches.sort(key=lambda c: (str(c.identity) != query, not c.label.startswith(query)))
+        for choice in matches:
+            options.add_option(Option(choice.label, id=str(choice.identity)))
         if options.option_count:
             # While typing, the best match rather than "new identity" is under the cursor.
             skip_new = self.allow_new and query and options.option_count > 1
