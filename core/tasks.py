@@ -5,6 +5,7 @@ The daemon runs queued jobs through these, so a job means exactly what the CLI c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,8 +50,10 @@ def export(
         result = export_mod.export(ws.root, conn, Path(out), ws.config(), options)
     finally:
         conn.close()
-    return {key: str(value) if isinstance(value, Path) else value
-            for key, value in asdict(result).items()}
+    return {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in asdict(result).items()
+    }
 
 
 def evaluate(
@@ -62,6 +65,7 @@ def evaluate(
     baseline: bool = False,
     reference: str | None = None,
     trust_pickle: bool = False,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Score a generator checkpoint on a test set, as `reelface eval`."""
     from .cli_eval import EvalOptions, run_eval
@@ -69,9 +73,14 @@ def evaluate(
     del ws  # the evaluation reads only the files it is given
     report, files = run_eval(
         EvalOptions(
-            model=Path(model), testset=Path(testset), arcface=Path(arcface), out=Path(out),
-            baseline=baseline, reference=Path(reference) if reference else None,
+            model=Path(model),
+            testset=Path(testset),
+            arcface=Path(arcface),
+            out=Path(out),
+            baseline=baseline,
+            reference=Path(reference) if reference else None,
             trust_pickle=trust_pickle,
+            device=device,
         )
     )
     return {"files": {k: str(v) for k, v in files.items()}}
@@ -83,6 +92,7 @@ def train(
     out: str,
     arcface: str = "",
     resume: bool = False,
+    report: Callable[[float], None] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Train SimSwap on identity folders, as `reelface train` (--gpus N starts torchrun)."""
@@ -97,4 +107,10 @@ def train(
             raise train_mod.TrainError(f"training processes exited with status {code}")
         return {"checkpoint": str(Path(out) / train_mod.LATEST)}
     opts, state = train_mod.prepare(opts, resume, given)
-    return {"checkpoint": str(train_mod.run(opts, state))}
+
+    def progress(step: int, steps: int, values: dict[str, float]) -> None:
+        train_mod.print_progress(step, steps, values)
+        if report is not None:
+            report(step / steps)
+
+    return {"checkpoint": str(train_mod.run(opts, state, progress))}

@@ -230,7 +230,7 @@ class Daemon:
 
             state, error = "done", None
             try:
-                outcome = self._work(job, stop, report, resource)
+                outcome = self._work(job, stop, report, resource, gpu)
                 if outcome == "stopped":
                     state = "stopped"
             except JOB_ERRORS as failure:
@@ -244,14 +244,14 @@ class Daemon:
             self._record(conn, job, state, error, seconds, log)
         conn.close()
 
-    def _work(self, job: Job, stop: threading.Event, report, resource: str) -> str:
+    def _work(self, job: Job, stop: threading.Event, report, resource: str, gpu: int | None) -> str:
         if job.kind == "extract":
             if resource == "remote":
                 return self.ray.extract(self.ws, job, _either(stop, self.stopping), report)
             return work.extract(
-                self.ws, self.config, self.models, job, _either(stop, self.stopping), report
+                self.ws, self.config, self.models, job, _either(stop, self.stopping), report, gpu
             )
-        return work.other(self.ws, job, stop, report)
+        return work.other(self.ws, job, stop, report, gpu)
 
     def _record(self, conn, job: Job, state: str, error, seconds: float, log) -> None:
         """Write how the job ended; retried until it lands, since the disk may be full now."""

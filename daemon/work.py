@@ -22,19 +22,19 @@ Report = Callable[[float, "int | None"], None]
 
 @dataclass
 class Models:
-    """The detector and embedder, loaded once and shared by every extraction thread."""
+    """Detector and embedder per GPU (None = the default device), loaded once, shared by jobs."""
 
     config: Config
     lock: threading.Lock = field(default_factory=threading.Lock)
-    pair: tuple | None = None
+    pairs: dict[int | None, tuple] = field(default_factory=dict)
 
-    def get(self) -> tuple:
+    def get(self, gpu: int | None = None) -> tuple:
         with self.lock:
-            if self.pair is None:
+            if gpu not in self.pairs:
                 from reelface.models import registry
 
-                self.pair = registry.load(self.config)
-            return self.pair
+                self.pairs[gpu] = registry.load(self.config, device=gpu)
+            return self.pairs[gpu]
 
 
 def film_source(ws: Workspace, job: Job) -> Path:
@@ -52,12 +52,18 @@ def film_id_for(ws: Workspace, content_hash: str) -> int | None:
 
 
 def extract(
-    ws: Workspace, config: Config, models: Models, job: Job, stop: threading.Event, report: Report
+    ws: Workspace,
+    config: Config,
+    models: Models,
+    job: Job,
+    stop: threading.Event,
+    report: Report,
+    gpu: int | None = None,
 ) -> str:
     """Extract one film, resuming from its last committed batch: 'done' or 'stopped'."""
     source = film_source(ws, job)
     info = decode.probe(source)
-    detector, embedder = models.get()
+    detector, embedder = models.get(gpu)
     extractor = Extractor(ws, config, detector, embedder)
     total = info.frames_total or 0
     last = [0.0]
@@ -82,7 +88,10 @@ def extract(
     return "done"
 
 
-def other(ws: Workspace, job: Job, stop: threading.Event, report: Report) -> str:
-    """Clustering, export, training, evaluation: the core function the adapter finds."""
-    adapters.run(job.kind, ws, dict(job.params))
+def other(
+    ws: Workspace, job: Job, stop: threading.Event, report: Report, gpu: int | None = None
+) -> str:
+    """Clustering, export, training, evaluation: the core task of the job's kind."""
+    del stop  # these tasks run to the end; training checkpoints as it goes
+    adapters.run(job.kind, ws, dict(job.params), report=lambda share: report(share, None), gpu=gpu)
     return "done"

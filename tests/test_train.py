@@ -312,3 +312,18 @@ def test_projected_discriminator_from_a_local_backbone(
                 backbone=str(tmp_path / "none.ts"),
             )
         )
+
+
+def test_a_training_job_reports_progress(faces: Path, arcface_file: Path, tmp_path: Path) -> None:
+    """Queued training runs the same trainer and tells the daemon (and the TUI) how far it is."""
+    from reelface import workspace
+    from reelface.daemon import adapters
+
+    ws = workspace.init(tmp_path / "ws")
+    shares: list[float] = []
+    params = {"data": [str(faces)], "out": str(tmp_path / "run"), "arcface": str(arcface_file),
+              "tiny": True, "size": SIZE, "batch": 2, "steps": 4, "log_every": 1,
+              "workers": 0, "device": "cpu"}  # fmt: skip
+    done = adapters.run("train", ws, params, report=shares.append)
+    assert Path(done["checkpoint"]).is_file()
+    assert shares and shares[-1] == 1.0 and shares == sorted(shares)

@@ -16,8 +16,8 @@ class ArcFaceOnnxEmbedder:
 
     template = align.ARCFACE
 
-    def __init__(self, path: Path, name: str | None = None) -> None:
-        self.session = runtime.session(path)
+    def __init__(self, path: Path, name: str | None = None, device: int | None = None) -> None:
+        self.session = runtime.session(path, device)
         inp = self.session.get_inputs()[0]
         out = self.session.get_outputs()[0]
         if len(inp.shape) != 4 or inp.shape[2:] != [112, 112]:

@@ -468,8 +468,9 @@ class DlibResNetEmbedder:
     dim = DIM
     template = DLIB_CHIP
 
-    def __init__(self, dat_path: Path, cache_dir: Path, batch_size: int = 64) -> None:
-
+    def __init__(
+        self, dat_path: Path, cache_dir: Path, batch_size: int = 64, device: int | None = None
+    ) -> None:
         dat_path = Path(dat_path)
         if not dat_path.is_file():
             _load(dat_path)  # raises the ModelError naming the path and the fix
@@ -479,11 +480,11 @@ class DlibResNetEmbedder:
         if not self.onnx_path.is_file():
             build_onnx(dat_path, self.onnx_path)
         try:
-            self.session = runtime.session(self.onnx_path)
+            self.session = runtime.session(self.onnx_path, device)
         except ModelError:
             # The cache is ours to regenerate: a damaged cached graph is rebuilt, not reported.
             build_onnx(dat_path, self.onnx_path)
-            self.session = runtime.session(self.onnx_path)
+            self.session = runtime.session(self.onnx_path, device)
         self.on_gpu = runtime.on_gpu(self.session)
         self.batch_size = batch_size
 

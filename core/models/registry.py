@@ -36,7 +36,7 @@ def _classify(path: Path) -> str:
     return "other"
 
 
-def _load_pack(config: Config, pack: str) -> tuple[Detector, Embedder]:
+def _load_pack(config: Config, pack: str, device: int | None) -> tuple[Detector, Embedder]:
     from .arcface_onnx import ArcFaceOnnxEmbedder
 
     folder = pack_folder(config, pack)
@@ -54,14 +54,14 @@ def _load_pack(config: Config, pack: str) -> tuple[Detector, Embedder]:
     freed = models_dir(config) / "cache" / f"{sha256_of(det_path)[:16]}-{det_path.name}"
     if not freed.is_file():
         make_dynamic(det_path, freed)
-    detector = ScrfdDetector(freed, name=f"{folder.name}:{det_path.stem}")
+    detector = ScrfdDetector(freed, name=f"{folder.name}:{det_path.stem}", device=device)
     embedder = ArcFaceOnnxEmbedder(
-        roles["recogniser"], name=f"{folder.name}:{roles['recogniser'].stem}"
+        roles["recogniser"], name=f"{folder.name}:{roles['recogniser'].stem}", device=device
     )
     return detector, embedder
 
 
-def load_embedded(config: Config) -> tuple[Detector, Embedder]:
+def load_embedded(config: Config, device: int | None = None) -> tuple[Detector, Embedder]:
     """SCRFD from the scrfd sdist and dlib's ResNet port: nothing but registry packages."""
     from .dlib_resnet import DlibResNetEmbedder, default_dat_path
 
@@ -71,14 +71,16 @@ def load_embedded(config: Config) -> tuple[Detector, Embedder]:
         raise ModelError(
             f"embedded detector not installed at {det_path} (run `reelface models install`)"
         )
-    return ScrfdDetector(det_path, name="scrfd-0.3.0"), DlibResNetEmbedder(
-        default_dat_path(), root / "cache"
+    return ScrfdDetector(det_path, name="scrfd-0.3.0", device=device), DlibResNetEmbedder(
+        default_dat_path(), root / "cache", device=device
     )
 
 
-def load(config: Config, pack: str | None = None) -> tuple[Detector, Embedder]:
-    """The detector and embedder the config (or `pack`) names."""
+def load(
+    config: Config, pack: str | None = None, device: int | None = None
+) -> tuple[Detector, Embedder]:
+    """The detector and embedder the config (or `pack`) names, on GPU `device` if given."""
     chosen = pack or config.models.pack
     if chosen == EMBEDDED:
-        return load_embedded(config)
-    return _load_pack(config, chosen)
+        return load_embedded(config, device)
+    return _load_pack(config, chosen, device)

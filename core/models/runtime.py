@@ -7,16 +7,21 @@ from pathlib import Path
 from .base import ModelError
 
 
-def providers() -> list[str]:
-    """The execution providers to ask for, best first, among those this onnxruntime has."""
+def providers(device: int | None = None) -> list:
+    """The execution providers to ask for, best first; `device` picks the GPU (default 0)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return [p for p in wanted if p in available] or available
+    out: list = []
+    if "CUDAExecutionProvider" in available:
+        cuda = "CUDAExecutionProvider"
+        out.append((cuda, {"device_id": device}) if device is not None else cuda)
+    if "CPUExecutionProvider" in available:
+        out.append("CPUExecutionProvider")
+    return out or available
 
 
-def session(path: Path):  # -> onnxruntime.InferenceSession
+def session(path: Path, device: int | None = None):  # -> onnxruntime.InferenceSession
     """Open an ONNX file, turning every load failure into one line that names the file."""
     import onnxruntime as ort
 
@@ -27,7 +32,7 @@ def session(path: Path):  # -> onnxruntime.InferenceSession
     # Idle ort threads spin by default, stealing the cores that decoding and PNG writing need.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), options, providers=providers())
+        return ort.InferenceSession(str(path), options, providers=providers(device))
     except Exception as error:  # onnxruntime raises several unrelated types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(

@@ -78,9 +78,9 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 class ScrfdDetector:
     """SCRFD on onnxruntime; images are letterboxed to a multiple of 32 and batched by shape."""
 
-    def __init__(self, path: Path, name: str = "scrfd") -> None:
+    def __init__(self, path: Path, name: str = "scrfd", device: int | None = None) -> None:
         self.path = path
-        self.session = runtime.session(path)
+        self.session = runtime.session(path, device)
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
         if len(inputs) != 1 or len(outputs) not in (9, 6):

@@ -444,7 +444,7 @@ def _sample_batch(identities: list[data.Identity], size: int) -> tuple[np.ndarra
     return targets, sources
 
 
-def _print_progress(step: int, steps: int, values: dict[str, float]) -> None:
+def print_progress(step: int, steps: int, values: dict[str, float]) -> None:
     shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
     print(f"step {step}/{steps} {shown}", flush=True)
 
@@ -498,7 +498,7 @@ def run(
     if state is not None:
         trainer.load_state(state)
     start = trainer.step
-    progress = progress or _print_progress
+    progress = progress or print_progress
     scalars = None
     if dist.main:
         files.out.mkdir(parents=True, exist_ok=True)
