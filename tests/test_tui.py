@@ -306,3 +306,99 @@ def test_the_identity_picker_puts_an_exact_id_first(root: Path) -> None:
         assert picked == [4]
 
     run(root, script)
+
+
+def test_dashboard_keys_drive_jobs_forms_and_the_daemon(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        first = jobs.enqueue(app.conn, "export", {"out": "/tmp/nowhere-a"})
+        jobs.enqueue(app.conn, "export", {"out": "/tmp/nowhere-b"})
+        app.screen.refresh_tables()
+        await pilot.pause()
+        table = app.screen.query_one("#jobs")
+        table.focus()
+        table.move_cursor(row=1)  # newest first: row 1 is the first job
+        await pilot.press("c")
+        assert jobs.get(app.conn, first).state == "cancelled"
+        await pilot.press("r")
+        assert jobs.get(app.conn, first).state == "queued"
+        await pilot.press("l")
+        await pilot.pause()
+        assert f"job {first}" in screen_text(app)
+        await pilot.press("escape", "t")
+        await pilot.pause()
+        for text in ("/data/train", "/tmp/run", "100", "8"):
+            await pilot.press(*text, "enter")
+            await pilot.pause()
+        await pilot.press("v")
+        await pilot.pause()
+        for text in ("g.pt", "/data/testset", "arcface.tar", "/tmp/report"):
+            await pilot.press(*text, "enter")
+            await pilot.pause()
+        queued = {job.kind: job.params for job in jobs.listing(app.conn)}
+        assert queued["train"] == {"data": ["/data/train"], "out": "/tmp/run", "steps": 100,
+                                   "batch": 8}  # fmt: skip
+        assert queued["evaluate"]["testset"] == "/data/testset"
+        await pilot.press("s")  # a real daemon, detached
+        assert "daemon: up" in screen_text(app)
+        await pilot.press("S")
+        assert "daemon: down" in screen_text(app)
+
+    run(root, script)
+
+
+def test_identity_keys_merge_undo_and_cross_film_links(root: Path, tmp_path: Path) -> None:
+    """A second film of the same people: its identities are suggested as links to accept."""
+    from reelface import demo, synth
+
+    second = tmp_path / "second.mp4"
+    synth.make_film(second, demo.scenario(960, 540, eye=80, frames=20)[:4], size=(960, 540))
+    cli(root, "extract", str(second), "--size", str(CROP), "--json")
+    cli(root, "cluster", "--all")
+
+    async def script(app, pilot) -> None:
+        await pilot.press("I")
+        await pilot.pause()
+        screen = app.screen
+        linked = next(i for i in screen.infos if i.suggestions)
+        other = linked.suggestions[0][0]
+        ids = [info.id for info in screen.infos]
+        screen.query_one("DataTable").move_cursor(row=ids.index(linked.id))
+        await pilot.press("x")  # not the same person after all
+        assert (linked.id, other) in decisions.state(app.conn).rejected
+        await pilot.press("u")
+        screen.query_one("DataTable").move_cursor(row=[i.id for i in screen.infos].index(linked.id))
+        await pilot.press("a")  # accepted: one identity now
+        assert decisions.state(app.conn).resolve(linked.id) == other
+        await pilot.press("u", "g")
+        assert decisions.state(app.conn).resolve(linked.id) == linked.id
+        target = next(i.id for i in screen.infos if i.id != linked.id)
+        screen.query_one("DataTable").move_cursor(row=[i.id for i in screen.infos].index(linked.id))
+        await pilot.press("m")
+        await pilot.pause()
+        await pilot.press(*str(target), "enter")
+        await pilot.pause()
+        assert decisions.state(app.conn).resolve(linked.id) == target
+        await pilot.press("D")
+        assert isinstance(app.screen, Dashboard)
+        await pilot.press("q")
+
+    run(root, script)
+
+
+def test_pages_turn_in_a_small_terminal(root: Path) -> None:
+    async def script(app, pilot) -> None:
+        screen = await open_review(app, pilot)
+        size = screen.page_size
+        assert size < len(screen.review.visible)
+        await pilot.press("pagedown")
+        assert screen.review.cursor == size and screen.first == size
+        await pilot.press("pageup", "down")
+        assert screen.review.cursor == screen.columns
+
+    async def small(root_: Path) -> None:
+        app = ReelfaceApp(workspace.Workspace(root_))
+        async with app.run_test(size=(40, 24)) as pilot:
+            await pilot.pause()
+            await script(app, pilot)
+
+    asyncio.run(small(root))

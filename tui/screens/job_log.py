@@ -18,7 +18,7 @@ class JobLog(Screen):
     def __init__(self, job_id: int) -> None:
         super().__init__()
         self.job_id = job_id
-        self.offset = 0
+        self.read_to = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -42,9 +42,9 @@ class JobLog(Screen):
             path = self.app.workspace.root / path
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
-                handle.seek(self.offset)
+                handle.seek(self.read_to)
                 text = handle.read()
-                self.offset = handle.tell()
+                self.read_to = handle.tell()
         except OSError:
             return
         if text:
