@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
 
@@ -120,8 +121,8 @@ def _faces_arg(faces: tuple[int, ...]) -> list[int]:
 @click.pass_context
 def decide_keep(ctx, faces) -> None:
     """Keep faces."""
-    _, conn = _open(ctx)
-    out.print(f"decision {decisions.keep(conn, _faces_arg(faces))}: kept {len(faces)}")
+    with closing(_open(ctx)[1]) as conn:
+        out.print(f"decision {decisions.keep(conn, _faces_arg(faces))}: kept {len(faces)}")
 
 
 @decide.command("discard")
@@ -129,8 +130,8 @@ def decide_keep(ctx, faces) -> None:
 @click.pass_context
 def decide_discard(ctx, faces) -> None:
     """Discard faces (files stay; nothing is deleted)."""
-    _, conn = _open(ctx)
-    out.print(f"decision {decisions.discard(conn, _faces_arg(faces))}: discarded {len(faces)}")
+    with closing(_open(ctx)[1]) as conn:
+        out.print(f"decision {decisions.discard(conn, _faces_arg(faces))}: discarded {len(faces)}")
 
 
 @decide.command("reassign")
@@ -139,9 +140,9 @@ def decide_discard(ctx, faces) -> None:
 @click.pass_context
 def decide_reassign(ctx, identity, faces) -> None:
     """Move faces to IDENTITY."""
-    _, conn = _open(ctx)
-    decision = decisions.reassign(conn, _faces_arg(faces), identity)
-    out.print(f"decision {decision}: {len(faces)} faces → identity {identity}")
+    with closing(_open(ctx)[1]) as conn:
+        decision = decisions.reassign(conn, _faces_arg(faces), identity)
+        out.print(f"decision {decision}: {len(faces)} faces → identity {identity}")
 
 
 @decide.command("split")
@@ -149,8 +150,8 @@ def decide_reassign(ctx, identity, faces) -> None:
 @click.pass_context
 def decide_split(ctx, faces) -> None:
     """Move faces to a new identity."""
-    _, conn = _open(ctx)
-    out.print(f"new identity {decisions.split(conn, _faces_arg(faces))}")
+    with closing(_open(ctx)[1]) as conn:
+        out.print(f"new identity {decisions.split(conn, _faces_arg(faces))}")
 
 
 @decide.command("merge")
@@ -159,8 +160,8 @@ def decide_split(ctx, faces) -> None:
 @click.pass_context
 def decide_merge(ctx, source, into) -> None:
     """Merge identity SOURCE into INTO (confirms a suggested link)."""
-    _, conn = _open(ctx)
-    out.print(f"decision {decisions.merge(conn, source, into)}: {source} → {into}")
+    with closing(_open(ctx)[1]) as conn:
+        out.print(f"decision {decisions.merge(conn, source, into)}: {source} → {into}")
 
 
 @decide.command("name")
@@ -169,26 +170,26 @@ def decide_merge(ctx, source, into) -> None:
 @click.pass_context
 def decide_name(ctx, identity, text) -> None:
     """Name an identity."""
-    _, conn = _open(ctx)
-    out.print(f"decision {decisions.name(conn, identity, text)}: {identity} is {text!r}")
+    with closing(_open(ctx)[1]) as conn:
+        out.print(f"decision {decisions.name(conn, identity, text)}: {identity} is {text!r}")
 
 
 @decide.command("undo")
 @click.pass_context
 def decide_undo(ctx) -> None:
     """Undo the latest decision."""
-    _, conn = _open(ctx)
-    d = decisions.undo(conn)
-    out.print(f"undone: decision {d.id} ({d.kind})")
+    with closing(_open(ctx)[1]) as conn:
+        d = decisions.undo(conn)
+        out.print(f"undone: decision {d.id} ({d.kind})")
 
 
 @decide.command("redo")
 @click.pass_context
 def decide_redo(ctx) -> None:
     """Redo the latest undone decision."""
-    _, conn = _open(ctx)
-    d = decisions.redo(conn)
-    out.print(f"redone: decision {d.id} ({d.kind})")
+    with closing(_open(ctx)[1]) as conn:
+        d = decisions.redo(conn)
+        out.print(f"redone: decision {d.id} ({d.kind})")
 
 
 @main.command("export")
