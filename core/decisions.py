@@ -287,23 +287,23 @@ def reject_link(conn: sqlite3.Connection, identity: int, other: int, who: str | 
         return record(conn, "reject_link", who, identity=identity, target=other)
 
 
-def undo(conn: sqlite3.Connection, who: str | None = None) -> Decision:
-    """Undo the latest decision in effect; returns it."""
+def _history_step(conn: sqlite3.Connection, kind: str, who: str | None) -> Decision:
+    """Record an undo (of the latest decision in effect) or a redo (of the latest undone)."""
     with transaction(conn):
         st = state(conn)
-        if not st.done:
-            raise DecisionError("nothing to undo")
-        last = st.done[-1]
-        record(conn, "undo", who, ref=last.id)
+        stack = st.done if kind == "undo" else st.undone
+        if not stack:
+            raise DecisionError(f"nothing to {kind}")
+        last = stack[-1]
+        record(conn, kind, who, ref=last.id)
         return last
+
+
+def undo(conn: sqlite3.Connection, who: str | None = None) -> Decision:
+    """Undo the latest decision in effect; returns it."""
+    return _history_step(conn, "undo", who)
 
 
 def redo(conn: sqlite3.Connection, who: str | None = None) -> Decision:
     """Redo the latest undone decision; returns it."""
-    with transaction(conn):
-        st = state(conn)
-        if not st.undone:
-            raise DecisionError("nothing to redo")
-        last = st.undone[-1]
-        record(conn, "redo", who, ref=last.id)
-        return last
+    return _history_step(conn, "redo", who)

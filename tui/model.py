@@ -210,11 +210,11 @@ class Review:
     def _follow(self, done: decisions.Decision) -> None:
         # Undoing the merge that brought us here goes back to the identity that was merged;
         # otherwise follow merges to where this identity's faces are now.
-        if done.kind == "merge" and done.target_id == self.identity:
-            state = decisions.state(self.conn)
-            if state.resolve(done.identity_id) == done.identity_id:
-                self.identity = done.identity_id
-        resolved = decisions.state(self.conn).resolve(self.identity)
+        state = decisions.state(self.conn)
+        merged_here = done.kind == "merge" and done.target_id == self.identity
+        if merged_here and state.resolve(done.identity_id) == done.identity_id:
+            self.identity = done.identity_id
+        resolved = state.resolve(self.identity)
         self.identity = resolved if resolved is not None else self.identity
         self.reload()
         if done.faces:

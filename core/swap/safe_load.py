@@ -105,18 +105,16 @@ class SafeUnpickler(pickle.Unpickler):
         return _placeholder(module, name)
 
 
-class _SafePickleModule(types.ModuleType):
+def _pickle_module(name: str, unpickler: type[pickle.Unpickler]) -> types.ModuleType:
     """What `torch.load(pickle_module=...)` expects: Unpickler, load and the exceptions."""
-
-    Unpickler = SafeUnpickler
-    UnpicklingError = pickle.UnpicklingError
-
-    @staticmethod
-    def load(file: Any, **kwargs: Any) -> Any:
-        return SafeUnpickler(file, **kwargs).load()
+    module = types.ModuleType(name)
+    module.Unpickler = unpickler
+    module.UnpicklingError = pickle.UnpicklingError
+    module.load = lambda file, **kwargs: unpickler(file, **kwargs).load()
+    return module
 
 
-SAFE_PICKLE = _SafePickleModule("reelface_safe_pickle")
+SAFE_PICKLE = _pickle_module("reelface_safe_pickle", SafeUnpickler)
 
 
 def load_safe(path: Path) -> Any:
@@ -145,16 +143,7 @@ class _TrustingUnpickler(pickle.Unpickler):
             return _placeholder(module, name)
 
 
-class _TrustingPickleModule(types.ModuleType):
-    Unpickler = _TrustingUnpickler
-    UnpicklingError = pickle.UnpicklingError
-
-    @staticmethod
-    def load(file: Any, **kwargs: Any) -> Any:
-        return _TrustingUnpickler(file, **kwargs).load()
-
-
-_TRUSTED_PICKLE = _TrustingPickleModule("reelface_trusting_pickle")
+_TRUSTED_PICKLE = _pickle_module("reelface_trusting_pickle", _TrustingUnpickler)
 
 
 def state_dict_of(obj: Any) -> OrderedDict[str, torch.Tensor] | None:
