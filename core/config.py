@@ -30,7 +30,7 @@ class ExtractConfig:
     interval: int = 10  # sample one frame in this many
     size: int = 1024  # output crop size (FFHQ alignment, PNG)
     detect_size: int = 0  # longer side of the frame in the coarse pass; 0 = the smallest that works
-    refine_size: int = 320  # side of the square re-detection around each face kept
+    refine_size: int = 256  # side of the square re-detection around each face kept
     threshold: float = 0.5  # detector confidence to consider a face at all
     batch: int = 8  # frames per detection batch (and per catalogue commit)
     exact_frames: bool = False  # decode every frame to sample exact multiples of interval

@@ -122,7 +122,9 @@ class ScrfdDetector:
             blob = np.zeros((len(indices), 3, height, width), np.float32)
             new_h, new_w = round(shape[0] * scale), round(shape[1] * scale)
             for row, index in enumerate(indices):
-                resized = cv2.resize(images[index], (new_w, new_h), interpolation=cv2.INTER_AREA)
+                resized = images[index]
+                if resized.shape[:2] != (new_h, new_w):
+                    resized = cv2.resize(resized, (new_w, new_h), interpolation=cv2.INTER_AREA)
                 blob[row, :, :new_h, :new_w] = resized.transpose(2, 0, 1)
                 blob[row, :, :new_h, :new_w] -= 127.5
                 blob[row, :, :new_h, :new_w] /= 128.0
