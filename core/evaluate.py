@@ -17,12 +17,14 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import align, decode, detect
+from .config import ExtractConfig
 from .models.base import AlignTemplate, Detection, Detector
 
 PAIR_NAME = re.compile(r"^(source|target)_(\d+)$", re.IGNORECASE)
 PROTOCOL_PAIRS = 20
 DETECT_SIZE = 640  # SimSwap's own detector input; faces in the lab's photos are large
-REFINE_SIZE = 320  # re-detection around the chosen face, for precise landmarks (as extraction)
+# Re-detection around the chosen face, for precise landmarks, as extraction does it.
+REFINE_SIZE = ExtractConfig.refine_size
 THRESHOLD = 0.5
 DIRECTIONS = ("source_to_target", "target_to_source")
 TEMPLATES = {"arcface": align.ARCFACE, "ffhq": align.FFHQ}
