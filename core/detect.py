@@ -62,11 +62,7 @@ def _nearest_centre(found: list[Detection], side: int) -> Detection | None:
 
 def scaled(det: Detection, scale: np.ndarray) -> Detection:
     """A detection in an image resized by 1 / `scale` (x, y), mapped back to the original."""
-    return Detection(
-        (det.box.reshape(2, 2) * scale).reshape(4).astype(np.float32),
-        det.score,
-        (det.landmarks * scale).astype(np.float32),
-    )
+    return _mapped(det, np.array([[scale[0], 0.0, 0.0], [0.0, scale[1], 0.0]]))
 
 
 def _mapped(det: Detection, matrix: np.ndarray) -> Detection:
