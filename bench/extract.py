@@ -7,7 +7,11 @@ OpenCV's default compression. No quality measures, no embeddings, no catalogue.
 
 reelface: `Extractor.run` as the CLI runs it (everything it records included).
 
-    python bench/extract.py [--size 1024] [--interval 10] [--frames-per-shot 60]
+Each side runs `--repeat` times, alternating, into fresh folders; the table shows the median
+run of each (by seconds) and the ratio of the medians, with the spread of the ratio over the
+pairs: this VM's speed drifts by several per cent between runs, so one pair is not a measure.
+
+    python bench/extract.py [--size 1024] [--interval 10] [--frames-per-shot 60] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -107,8 +111,8 @@ def old_tool(film: Path, size: int, interval: int, blur: float, out: Path) -> di
     weights = config.models_dir(config.Config()) / install.DETECTOR_FILE
     detector = get_model(str(weights), providers=["CPUExecutionProvider"])
     detector.prepare(ctx_id=-1, input_size=(640, 640), det_thresh=0.6)
+    started = time.perf_counter()  # opening the film counts, as reelface's probe and open do
     capture = cv2.VideoCapture(str(film))
-    started = time.perf_counter()
     index = sampled = faces = 0
     while True:
         ok, bgr = capture.read()
@@ -150,12 +154,18 @@ def reelface_run(film: Path, size: int, interval: int, root: Path) -> dict[str, 
     }
 
 
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median time (the slower middle one of an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--interval", type=int, default=10)
     parser.add_argument("--frames-per-shot", type=int, default=60)
     parser.add_argument("--eye", type=float, default=330.0, help="close-up eye distance, px")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side, alternating")
     args = parser.parse_args()
     console = Console(width=120)
     table = Table(title=f"extraction at {args.size}px, interval {args.interval}, 1920×1080 H.264")
@@ -172,13 +182,17 @@ def main() -> None:
         table.add_column(column, justify="right")
     for kind in ("film-like", "close-ups"):
         film = film_path(kind, args.frames_per_shot, args.eye)
-        scratch = Path(tempfile.mkdtemp(prefix="reelface-bench-"))
-        try:
-            (scratch / "old").mkdir()
-            old = old_tool(film, args.size, args.interval, 25.0, scratch / "old")
-            new = reelface_run(film, args.size, args.interval, scratch / "ws")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        olds, news = [], []
+        for _ in range(max(1, args.repeat)):
+            scratch = Path(tempfile.mkdtemp(prefix="reelface-bench-"))
+            try:
+                (scratch / "old").mkdir()
+                olds.append(old_tool(film, args.size, args.interval, 25.0, scratch / "old"))
+                news.append(reelface_run(film, args.size, args.interval, scratch / "ws"))
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        old, new = _median(olds), _median(news)
+        ratios = sorted(o["seconds"] / n["seconds"] for o, n in zip(olds, news, strict=True))
         for name, r in (("old tool", old), ("reelface", new)):
             table.add_row(
                 f"{kind} ({r['frames']} frames)",
@@ -188,7 +202,9 @@ def main() -> None:
                 f"{r['seconds']:.2f}",
                 f"{r['sampled'] / r['seconds']:.2f}",
                 f"{r['faces'] / r['seconds']:.2f}",
-                f"{old['seconds'] / r['seconds']:.2f}×" if name == "reelface" else "",
+                f"{old['seconds'] / r['seconds']:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+                if name == "reelface"
+                else "",
             )
         console.print(
             f"{kind}: reelface decoded {new['decode_fps']:.0f} film frames/s and detected "
@@ -196,9 +212,10 @@ def main() -> None:
         )
     console.print(table)
     console.print(
-        "ratio = old seconds / reelface seconds. reelface also measured every rule, embedded "
-        "every face and kept flagged faces with their reasons; the old tool kept only the faces "
-        "it judged sharp and large enough."
+        f"median of {max(1, args.repeat)} alternating runs a side; ratio = old seconds / "
+        "reelface seconds (lowest–highest over the pairs). reelface also measured every rule, "
+        "embedded every face and kept flagged faces with their reasons; the old tool kept only "
+        "the faces it judged sharp and large enough."
     )
 
 

@@ -44,22 +44,16 @@ ARCFACE = AlignTemplate(
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, shift) taking src points onto dst, 2×3.
 
-    Umeyama's closed form; written out because it is ten lines and the library versions of it
-    (skimage's estimate/from_estimate) have changed API twice.
+    Umeyama's solution, in the closed form it takes in the plane: with points as complex
+    numbers the best rotation-and-scale is one complex factor, so no SVD is needed.
     """
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
     src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    cov = dst_c.T @ src_c / len(src)
-    u, s, vt = np.linalg.svd(cov)
-    d = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[1, 1] = -1
-    rotation = u @ d @ vt
-    scale = np.trace(np.diag(s) @ d) / src_c.var(0).sum()
-    matrix = np.zeros((2, 3))
-    matrix[:, :2] = scale * rotation
+    s = (src[:, 0] - src_mean[0]) + 1j * (src[:, 1] - src_mean[1])
+    d = (dst[:, 0] - dst_mean[0]) + 1j * (dst[:, 1] - dst_mean[1])
+    a = np.vdot(s, d) / max(np.vdot(s, s).real, 1e-300)  # Σ d·conj(s) / Σ |s|²
+    matrix = np.array([[a.real, -a.imag, 0.0], [a.imag, a.real, 0.0]])
     matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
     return matrix
 

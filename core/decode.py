@@ -14,11 +14,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from . import bitstream
 from .catalogue import FilmInfo
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 HASH_CHUNK = 8 << 20
 PROBED_STREAMS = 32  # stream options are given per stream index; films rarely have more
+MAX_HELD_BYTES = 64 << 20  # compressed packets kept back while looking for the next IDR
 
 
 class SourceError(RuntimeError):
@@ -269,34 +271,59 @@ def video_frames(
     container = open_film(path, accel)
     try:
         stream = container.streams.video[0]
+        codec = stream.codec_context
         # Slice threading decoded 1080p H.264 1.6× faster than frame threading here, where
         # skipped frames leave frame threads idle (bench/extract.py's films, 2 cores).
         stream.thread_type = threading
+        is_idr = None
         if not exact and interval > 1:
-            stream.codec_context.skip_frame = "NONREF"
+            codec.skip_frame = "NONREF"
+            is_idr = bitstream.idr_test(codec.name, codec.extradata)
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         base = stream.time_base
         start_pts = stream.start_time or 0
+
+        def index_of(pts: int) -> int:
+            return round(float((pts - start_pts) * base) * fps)
+
         target = 0 if after < 0 else after + interval
         if after >= 0:
             # Seek to the keyframe before the resume point; frames up to `after` are dropped below.
             seconds = max(0.0, (after - 2 * interval) / fps)
             container.seek(int(seconds / base) + start_pts, stream=stream, backward=True)
         counter = -1
-        for frame in container.decode(stream):
-            counter += 1
-            if frame.pts is not None:
-                index = round(float((frame.pts - start_pts) * base) * fps)
-            elif after < 0:
-                index = counter
-            else:
-                continue
-            if index <= after or index < target:
-                continue
-            if exact and index % interval:
-                continue
-            target = index + interval
-            seconds = float((frame.pts - start_pts) * base) if frame.pts is not None else None
-            yield video_frame(frame, index, seconds, side)
+        held: list = []  # packets before the next target, not decoded yet
+        held_bytes = 0
+        for packet in container.demux(stream):
+            if is_idr is not None and packet.pts is not None and packet.size:
+                position = index_of(packet.pts)
+                if position <= target and packet.is_keyframe and is_idr(memoryview(packet)):
+                    # Nothing from the IDR on refers to what came before it, and none of that
+                    # is sampled (all of it lies before the target): not decoding it is free.
+                    held, held_bytes = [], 0
+                if position < target and held_bytes < MAX_HELD_BYTES:
+                    held.append(packet)
+                    held_bytes += packet.size
+                    continue
+            if packet.size or packet.dts is not None:
+                held.append(packet)
+            else:  # the end: what is held lies before the target, so only the decoder's
+                held = [packet]  # delayed frames are left to drain
+            todo, held, held_bytes = held, [], 0
+            for frame in (f for p in todo for f in codec.decode(p)):
+                counter += 1
+                if frame.pts is not None:
+                    index = index_of(frame.pts)
+                elif after < 0:
+                    index = counter
+                else:
+                    continue
+                if index <= after or index < target:
+                    continue
+                if exact and index % interval:
+                    continue
+                target = index + interval
+                seconds = float((frame.pts - start_pts) * base) if frame.pts is not None else None
+                yield video_frame(frame, index, seconds, side)
     finally:
         container.close()

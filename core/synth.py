@@ -332,10 +332,12 @@ def make_film(
     fps: int = 25,
     codec: str = "h264",
     gop: int = 50,
+    encoder_options: dict[str, str] | None = None,
 ) -> list[FrameTruth]:
     """Encode the shots back to back into `path` with PyAV; return per-frame truth.
 
     Also writes path.with_suffix('.truth.json'); both files appear atomically or not at all.
+    `encoder_options` go to the encoder as they are (e.g. {"x264-params": "open-gop=1"}).
     """
     path = Path(path)
     width, height = int(size[0]), int(size[1])
@@ -365,7 +367,7 @@ def make_film(
             options = {"crf": "18"} if codec in _CRF_CODECS else {}
             if codec in ("hevc", "libx265"):
                 options["x265-params"] = "log-level=error"  # x265 logs to stderr by default
-            stream.options = options
+            stream.options = {**options, **(encoder_options or {})}
             index = 0
             for shot_index, shot in enumerate(shots):
                 for i in range(shot.frames):
