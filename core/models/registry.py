@@ -66,12 +66,16 @@ def load_embedded(config: Config, device: int | None = None) -> tuple[Detector, 
     from .dlib_resnet import DlibResNetEmbedder, default_dat_path
 
     root = models_dir(config)
-    det_path = install.detector_path(root)
+    det_path, name = install.detector_path(root), "scrfd-0.3.0"
     if not det_path.is_file():
         raise ModelError(
             f"embedded detector not installed at {det_path} (run `reelface models install`)"
         )
-    return ScrfdDetector(det_path, name="scrfd-0.3.0", device=device), DlibResNetEmbedder(
+    # An install from before the int8 copy existed keeps float32 (`models list` says "missing").
+    int8 = install.int8_path(root)
+    if config.models.cpu_int8 and not runtime.cuda_available() and int8.is_file():
+        det_path, name = int8, "scrfd-0.3.0-int8"
+    return ScrfdDetector(det_path, name=name, device=device), DlibResNetEmbedder(
         default_dat_path(), root / "cache", device=device
     )
 

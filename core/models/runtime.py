@@ -13,12 +13,18 @@ def providers(device: int | None = None) -> list:
 
     available = ort.get_available_providers()
     out: list = []
-    if "CUDAExecutionProvider" in available:
+    if cuda_available():
         cuda = "CUDAExecutionProvider"
         out.append((cuda, {"device_id": device}) if device is not None else cuda)
     if "CPUExecutionProvider" in available:
         out.append("CPUExecutionProvider")
     return out or available
+
+
+def cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def session(path: Path, device: int | None = None):  # -> onnxruntime.InferenceSession

@@ -57,6 +57,26 @@ def make_dynamic(source: Path, target: Path) -> None:
     runtime.save_model(model, target)
 
 
+def canvas(shape: tuple[int, int], input_size: int) -> tuple[float, int, int]:
+    """Scale factor and padded input (height, width): longer side `input_size`, multiples of 32."""
+    scale = input_size / max(shape)
+    height = int(np.ceil(shape[0] * scale / 32) * 32)
+    width = int(np.ceil(shape[1] * scale / 32) * 32)
+    return scale, height, width
+
+
+def letterbox(image: np.ndarray, scale: float, out: np.ndarray) -> None:
+    """Write an RGB image, scaled by `scale`, into the (3, H, W) network input `out`."""
+    new_h, new_w = round(image.shape[0] * scale), round(image.shape[1] * scale)
+    if image.shape[:2] != (new_h, new_w):
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    out[:, :new_h, :new_w] = image.transpose(2, 0, 1)
+    out[:, :new_h, :new_w] -= 127.5
+    out[:, :new_h, :new_w] /= 128.0
+    out[:, new_h:, :] = 0.0  # padding = mid-grey after normalisation
+    out[:, :new_h, new_w:] = 0.0
+
+
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     order = scores.argsort()[::-1]
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -104,10 +124,7 @@ class ScrfdDetector:
         if self.fixed:
             input_size = int(self.session.get_inputs()[0].shape[2])
             return input_size / max(shape), input_size, input_size
-        scale = input_size / max(shape)
-        height = int(np.ceil(shape[0] * scale / 32) * 32)
-        width = int(np.ceil(shape[1] * scale / 32) * 32)
-        return scale, height, width
+        return canvas(shape, input_size)
 
     def detect(
         self, images: list[np.ndarray], input_size: int, threshold: float
@@ -120,15 +137,8 @@ class ScrfdDetector:
         for shape, indices in groups.items():
             scale, height, width = self._canvas(shape, input_size)
             blob = np.zeros((len(indices), 3, height, width), np.float32)
-            new_h, new_w = round(shape[0] * scale), round(shape[1] * scale)
             for row, index in enumerate(indices):
-                resized = images[index]
-                if resized.shape[:2] != (new_h, new_w):
-                    resized = cv2.resize(resized, (new_w, new_h), interpolation=cv2.INTER_AREA)
-                blob[row, :, :new_h, :new_w] = resized.transpose(2, 0, 1)
-                blob[row, :, :new_h, :new_w] -= 127.5
-                blob[row, :, :new_h, :new_w] /= 128.0
-                blob[row, :, new_h:, :] = 0.0  # padding = mid-grey after normalisation
+                letterbox(images[index], scale, blob[row])
             step = 1 if self.fixed_batch else len(indices)
             for start in range(0, len(indices), step):
                 outs = self.session.run(
@@ -147,15 +157,15 @@ class ScrfdDetector:
         scores_all, boxes_all, kps_all = [], [], []
         for level, stride in enumerate(STRIDES):
             scores = outs[level].reshape(-1)
-            rows, cols = height // stride, width // stride
-            centres = np.stack(np.mgrid[:rows, :cols][::-1], axis=-1).reshape(-1, 2) * stride
-            centres = np.repeat(centres, ANCHORS_PER_CELL, axis=0).astype(np.float32)
             hit = np.where(scores >= threshold)[0]
             if not hit.size:
                 continue
+            # Anchors run row by row, ANCHORS_PER_CELL per cell, centred on the cell's corner.
+            cell = hit // ANCHORS_PER_CELL
+            cols = width // stride
+            c = np.stack([cell % cols, cell // cols], axis=1).astype(np.float32) * stride
             dist = outs[level + 3].reshape(-1, 4)[hit] * stride
             kps = outs[level + 6].reshape(-1, 10)[hit] * stride
-            c = centres[hit]
             boxes = np.concatenate([c - dist[:, :2], c + dist[:, 2:]], axis=1)
             points = np.tile(c, 5) + kps
             scores_all.append(scores[hit])

@@ -1,0 +1,99 @@
+"""An int8 copy of an SCRFD detector for the CPU, calibrated on real photos.
+
+On this machine's CPU (AVX-512 VNNI) the int8 graph runs 2.5× faster than float32 at the sizes
+extraction uses. Weights are quantised per channel and activations over the ranges they take on
+the calibration photos, seen the two ways extraction feeds the detector: whole frames at coarse
+sizes, and squares around single faces at the refinement size.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .scrfd import ScrfdDetector, canvas, letterbox
+
+OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need it; SCRFD ships at opset 11
+FRAME_SIDES = (160, 192, 256, 320, 640)
+# Squares around each face: the refinement pass's framing (1.6 boxes at 256 px) and wider and
+# tighter ones at other sizes. Without large faces the stride-32 scores were clipped at 0.38.
+FACE_CONTEXTS = (1.2, 1.6, 2.5, 4.0)
+FACE_SIDES = (128, 256, 416, 640)
+FACES_PER_PHOTO = 10
+
+
+def calibration_inputs(detector: ScrfdDetector, photos: Sequence[np.ndarray]) -> Iterator:
+    """Network inputs (1, 3, H, W): each photo at the coarse sizes, then each face framed at
+    several widths and input sizes, so faces reach every stride of the network at full score."""
+    for photo in photos:
+        for side in FRAME_SIDES:
+            scale, height, width = canvas(photo.shape[:2], side)
+            blob = np.zeros((1, 3, height, width), np.float32)
+            letterbox(photo, scale, blob[0])
+            yield blob
+        for face in detector.detect([photo], 640, 0.5)[0][:FACES_PER_PHOTO]:
+            centre = (face.box[:2] + face.box[2:]) / 2
+            box = float(max(face.box[2:] - face.box[:2]))
+            for context, side in itertools.product(FACE_CONTEXTS, FACE_SIDES):
+                scale = side / (context * box)
+                matrix = np.array(
+                    [
+                        [scale, 0, side / 2 - scale * centre[0]],
+                        [0, scale, side / 2 - scale * centre[1]],
+                    ]
+                )
+                square = cv2.warpAffine(photo, matrix, (side, side), flags=cv2.INTER_AREA)
+                blob = np.zeros((1, 3, side, side), np.float32)
+                letterbox(square, 1.0, blob[0])
+                yield blob
+
+
+def make_int8(source: Path, target: Path, photos: Sequence[np.ndarray]) -> None:
+    """Write an int8 (QDQ) copy of the dynamic-shape SCRFD at `source` to `target`, atomically."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import version_converter
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    detector = ScrfdDetector(source)
+    inputs = calibration_inputs(detector, photos)
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict | None:
+            blob = next(inputs, None)
+            return None if blob is None else {detector.input_name: blob}
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The quantiser gives advice on the root logger, and onnxruntime on stderr, every time.
+    logging.disable(logging.WARNING)
+    ort.set_default_logger_severity(3)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            upgraded = Path(tmp) / "opset13.onnx"
+            onnx.save(version_converter.convert_version(onnx.load(str(source)), OPSET), upgraded)
+            out = Path(tmp) / target.name
+            quantize_static(
+                upgraded,
+                out,
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+            os.replace(out, target)
+    finally:
+        logging.disable(logging.NOTSET)
+        ort.set_default_logger_severity(2)
