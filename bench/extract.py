@@ -5,7 +5,9 @@ every Nth is detected alone at 640×640, each face whose box is ≥ 0.7 × the c
 to FFHQ at the crop size, the whole colour crop's Laplacian variance gates blur, PNG written at
 OpenCV's default compression. No quality measures, no embeddings, no catalogue.
 
-reelface: `Extractor.run` as the CLI runs it (everything it records included).
+reelface: `Extractor.run` as the CLI runs it (everything it records included), with the
+detector it picks on this machine (the int8 copy of the same SCRFD weights on a CPU), and again
+with the float32 graph (`[models] cpu_int8 = false`) to show what the int8 copy adds.
 
 Each side runs `--repeat` times, alternating, into fresh folders; the table shows the median
 run of each (by seconds) and the ratio of the medians, with the spread of the ratio over the
@@ -135,10 +137,16 @@ def old_tool(film: Path, size: int, interval: int, blur: float, out: Path) -> di
     return {"frames": index, "sampled": sampled, "faces": faces, "seconds": seconds}
 
 
-def reelface_run(film: Path, size: int, interval: int, root: Path) -> dict[str, float]:
+def reelface_run(
+    film: Path, size: int, interval: int, root: Path, int8: bool = True
+) -> dict[str, float]:
     ws = workspace.init(root)
     cfg = ws.config()
-    cfg = replace(cfg, extract=replace(cfg.extract, size=size, interval=interval))
+    cfg = replace(
+        cfg,
+        extract=replace(cfg.extract, size=size, interval=interval),
+        models=replace(cfg.models, cpu_int8=int8),
+    )
     detector, embedder = registry.load(cfg)
     started = time.perf_counter()
     result = Extractor(ws, cfg, detector, embedder).run(film)
@@ -182,18 +190,27 @@ def main() -> None:
         table.add_column(column, justify="right")
     for kind in ("film-like", "close-ups"):
         film = film_path(kind, args.frames_per_shot, args.eye)
-        olds, news = [], []
+        olds, news, exacts = [], [], []
         for _ in range(max(1, args.repeat)):
             scratch = Path(tempfile.mkdtemp(prefix="reelface-bench-"))
             try:
                 (scratch / "old").mkdir()
                 olds.append(old_tool(film, args.size, args.interval, 25.0, scratch / "old"))
                 news.append(reelface_run(film, args.size, args.interval, scratch / "ws"))
+                exacts.append(
+                    reelface_run(film, args.size, args.interval, scratch / "ws32", int8=False)
+                )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
         old, new = _median(olds), _median(news)
-        ratios = sorted(o["seconds"] / n["seconds"] for o, n in zip(olds, news, strict=True))
-        for name, r in (("old tool", old), ("reelface", new)):
+        for name, runs in (("old tool", olds), ("reelface", news), ("reelface, float32", exacts)):
+            r = _median(runs)
+            ratio = ""
+            if runs is not olds:
+                spread = sorted(
+                    o["seconds"] / n["seconds"] for o, n in zip(olds, runs, strict=True)
+                )
+                ratio = f"{old['seconds'] / r['seconds']:.2f}× ({spread[0]:.2f}–{spread[-1]:.2f})"
             table.add_row(
                 f"{kind} ({r['frames']} frames)",
                 name,
@@ -202,9 +219,7 @@ def main() -> None:
                 f"{r['seconds']:.2f}",
                 f"{r['sampled'] / r['seconds']:.2f}",
                 f"{r['faces'] / r['seconds']:.2f}",
-                f"{old['seconds'] / r['seconds']:.2f}× ({ratios[0]:.2f}–{ratios[-1]:.2f})"
-                if name == "reelface"
-                else "",
+                ratio,
             )
         console.print(
             f"{kind}: reelface decoded {new['decode_fps']:.0f} film frames/s and detected "
