@@ -1,9 +1,9 @@
 """An int8 copy of an SCRFD detector for the CPU, calibrated on real photos.
 
 On this machine's CPU (AVX-512 VNNI) the int8 graph runs 2.5× faster than float32 at the sizes
-extraction uses. Weights are quantised per channel and activations over the ranges they take on
-the calibration photos, seen the two ways extraction feeds the detector: whole frames at coarse
-sizes, and squares around single faces at the refinement size.
+extraction uses. Weights are quantised per channel; activations over the ranges they take on the
+calibration photos, fed the ways the detector is: whole frames at coarse sizes, and squares
+around single faces.
 """
 
 from __future__ import annotations
