@@ -59,7 +59,7 @@ def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
         )
     if options.baseline:
         swappers.append(NoSwap(model.config.image_size, model.config.alignment))
-    detector, _ = registry.load(config_mod.Config(), options.models)
+    detector, _ = registry.load(registry.float32(config_mod.Config()), options.models)
     report = evaluate(options.testset, swappers, judge, detector, id_net)
     trained_with = model.identity.get("sha256")
     if trained_with and trained_with != id_net.sha256:

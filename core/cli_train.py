@@ -209,7 +209,7 @@ def run_swap(options: SwapOptions) -> list[str]:
         )
     if ckpt.identity.get("sha256") and ckpt.identity["sha256"] != id_net.sha256:
         notes.append(f"{arcface} is not the ArcFace the generator was trained with")
-    detector, _ = registry.load(config_mod.Config(), options.models)
+    detector, _ = registry.load(registry.float32(config_mod.Config()), options.models)
     photos = [evaluate.Photo(Path(options.source)), evaluate.Photo(Path(options.target))]
     evaluate.locate(detector, photos)
     for photo in photos:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import Config, models_dir
@@ -78,6 +79,15 @@ def load_embedded(config: Config, device: int | None = None) -> tuple[Detector, 
     return ScrfdDetector(det_path, name=name, device=device), DlibResNetEmbedder(
         default_dat_path(), root / "cache", device=device
     )
+
+
+def float32(config: Config) -> Config:
+    """The config with the embedded detector in float32 on every machine.
+
+    For the evaluation protocol and swaps of single photos: their numbers must not depend on
+    whether the machine had a GPU, and a handful of photos gains nothing from int8.
+    """
+    return replace(config, models=replace(config.models, cpu_int8=False))
 
 
 def load(
