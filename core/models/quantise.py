@@ -30,8 +30,10 @@ FACES_PER_PHOTO = 10
 
 
 def calibration_inputs(detector: ScrfdDetector, photos: Sequence[np.ndarray]) -> Iterator:
-    """Network inputs (1, 3, H, W): each photo at the coarse sizes, then each face framed at
-    several widths and input sizes, so faces reach every stride of the network at full score."""
+    """Network inputs (1, 3, H, W): each photo whole at coarse sizes, then each face framed.
+
+    Faces at several widths and input sizes reach every stride of the network at full score.
+    """
     for photo in photos:
         for side in FRAME_SIDES:
             scale, height, width = canvas(photo.shape[:2], side)
