@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 
+from reelface.models import runtime
+
 
 def _visible_limit() -> int | None:
     value = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -40,10 +42,8 @@ def _count_smi() -> int | None:
 def detect() -> int:
     """GPUs that extraction can run on: 0 when onnxruntime has no CUDA provider."""
     try:
-        import onnxruntime as ort
-
-        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    except Exception:
+        has_cuda = runtime.cuda_available()
+    except Exception:  # onnxruntime missing or broken: no GPU for extraction
         has_cuda = False
     if not has_cuda:
         return 0

@@ -120,20 +120,15 @@ def install(models_dir: Path, sdist: Path | None = None, force: bool = False) ->
     if force or not detector_path(models_dir).is_file():
         make_dynamic(fixed, detector_path(models_dir))
     if force or not int8_path(models_dir).is_file():
+        from ..decode import SourceError, read_image
         from .quantise import make_int8
 
-        photos = [_read_rgb(samples_dir(models_dir) / Path(m).name) for m in SAMPLES]
+        try:
+            photos = [read_image(samples_dir(models_dir) / Path(m).name) for m in SAMPLES]
+        except SourceError as error:
+            raise ModelError(f"{error} (run `reelface models install --force`)") from error
         make_int8(detector_path(models_dir), int8_path(models_dir), photos)
     return status(models_dir)
-
-
-def _read_rgb(path: Path):  # -> np.ndarray
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ModelError(f"cannot read sample photo {path} (run `reelface models install --force`)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def status(models_dir: Path) -> list[Installed]:

@@ -37,7 +37,7 @@ def calibration_inputs(detector: ScrfdDetector, photos: Sequence[np.ndarray]) ->
     for photo in photos:
         for side in FRAME_SIDES:
             scale, height, width = canvas(photo.shape[:2], side)
-            blob = np.zeros((1, 3, height, width), np.float32)
+            blob = np.empty((1, 3, height, width), np.float32)
             letterbox(photo, scale, blob[0])
             yield blob
         for face in detector.detect([photo], 640, 0.5)[0][:FACES_PER_PHOTO]:
@@ -52,7 +52,7 @@ def calibration_inputs(detector: ScrfdDetector, photos: Sequence[np.ndarray]) ->
                     ]
                 )
                 square = cv2.warpAffine(photo, matrix, (side, side), flags=cv2.INTER_AREA)
-                blob = np.zeros((1, 3, side, side), np.float32)
+                blob = np.empty((1, 3, side, side), np.float32)
                 letterbox(square, 1.0, blob[0])
                 yield blob
 

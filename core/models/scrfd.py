@@ -66,7 +66,7 @@ def canvas(shape: tuple[int, int], input_size: int) -> tuple[float, int, int]:
 
 
 def letterbox(image: np.ndarray, scale: float, out: np.ndarray) -> None:
-    """Write an RGB image, scaled by `scale`, into the (3, H, W) network input `out`."""
+    """Write an RGB image scaled by `scale` into the (3, H, W) input `out`, padding included."""
     new_h, new_w = round(image.shape[0] * scale), round(image.shape[1] * scale)
     if image.shape[:2] != (new_h, new_w):
         image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
@@ -136,7 +136,7 @@ class ScrfdDetector:
             groups.setdefault(image.shape[:2], []).append(index)
         for shape, indices in groups.items():
             scale, height, width = self._canvas(shape, input_size)
-            blob = np.zeros((len(indices), 3, height, width), np.float32)
+            blob = np.empty((len(indices), 3, height, width), np.float32)
             for row, index in enumerate(indices):
                 letterbox(images[index], scale, blob[row])
             step = 1 if self.fixed_batch else len(indices)
