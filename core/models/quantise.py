@@ -27,6 +27,8 @@ FRAME_SIDES = (160, 192, 256, 320, 640)
 FACE_CONTEXTS = (1.2, 1.6, 2.5, 4.0)
 FACE_SIDES = (128, 256, 416, 640)
 FACES_PER_PHOTO = 10
+# Bumped whenever the calibration inputs or the settings below change, so old copies are rebuilt.
+RECIPE = 2
 
 
 def calibration_inputs(detector: ScrfdDetector, photos: Sequence[np.ndarray]) -> Iterator:
@@ -64,6 +66,7 @@ def make_int8(source: Path, target: Path, photos: Sequence[np.ndarray]) -> None:
     from onnx import version_converter
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -86,14 +89,27 @@ def make_int8(source: Path, target: Path, photos: Sequence[np.ndarray]) -> None:
             upgraded = Path(tmp) / "opset13.onnx"
             onnx.save(version_converter.convert_version(onnx.load(str(source)), OPSET), upgraded)
             out = Path(tmp) / target.name
+            # Every setting spelled out: a release that changes a default must not change the model.
             quantize_static(
                 upgraded,
                 out,
                 Reader(),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
+                reduce_range=False,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={
+                    "ActivationSymmetric": False,
+                    "WeightSymmetric": True,
+                    "CalibMovingAverage": False,
+                    "CalibTensorRangeSymmetric": False,
+                    "AddQDQPairToWeight": False,
+                    "DedicatedQDQPair": False,
+                    "ForceQuantizeNoInputCheck": False,
+                    "MatMulConstBOnly": False,
+                },
             )
             os.replace(out, target)
     finally:

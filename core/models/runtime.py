@@ -6,12 +6,21 @@ from pathlib import Path
 
 from .base import ModelError
 
+RUNTIME_HINT = "pip install 'reelface[cpu]' (or 'reelface[gpu]' on a CUDA server)"
+
+
+def onnxruntime():  # -> the onnxruntime module
+    """onnxruntime, whichever build the extra installed; one line naming the fix when none is."""
+    try:
+        import onnxruntime as ort
+    except ImportError as error:
+        raise ModelError(f"onnxruntime is not installed: {RUNTIME_HINT}") from error
+    return ort
+
 
 def providers(device: int | None = None) -> list:
     """The execution providers to ask for, best first; `device` picks the GPU (default 0)."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
+    available = onnxruntime().get_available_providers()
     out: list = []
     if cuda_available():
         cuda = "CUDAExecutionProvider"
@@ -22,14 +31,12 @@ def providers(device: int | None = None) -> list:
 
 
 def cuda_available() -> bool:
-    import onnxruntime as ort
-
-    return "CUDAExecutionProvider" in ort.get_available_providers()
+    return "CUDAExecutionProvider" in onnxruntime().get_available_providers()
 
 
 def session(path: Path, device: int | None = None):  # -> onnxruntime.InferenceSession
     """Open an ONNX file, turning every load failure into one line that names the file."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (run `reelface models install`)")
