@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import weakref
+
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.message import Message
+from textual.screen import Screen
 
 from reelface import catalogue
 from reelface.workspace import Workspace
@@ -35,6 +41,19 @@ def _runner(app: App, action: str):
     return run
 
 
+class ScreenReady(Message):
+    """Posted to the app when a screen can act on keys: the keys held for it are replayed."""
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__()
+        self.screen = screen
+
+
+def takes_keys(screen: Screen) -> bool:
+    """Mounted, and not loading the data its keys act on (`loading_data`, set by such screens)."""
+    return screen.is_mounted and not getattr(screen, "loading_data", False)
+
+
 class ReelfaceApp(App):
     """One workspace, one catalogue connection shared by every screen."""
 
@@ -52,9 +71,85 @@ class ReelfaceApp(App):
         self.workspace = workspace
         self.conn = catalogue.open_catalogue(workspace.catalogue_path)
         self.thumbs = ThumbCache(workspace.root)
+        # Key routing (see on_event): the screen each key was handed to, its place in the
+        # order typed, and the keys waiting for a screen that is not ready yet.
+        self._typed_on: weakref.WeakKeyDictionary[events.Key, Screen] = weakref.WeakKeyDictionary()
+        self._order: weakref.WeakKeyDictionary[events.Key, int] = weakref.WeakKeyDictionary()
+        self._count = itertools.count()
+        self._held: list[tuple[int, events.Key]] = []
+        self._held_for: Screen | None = None
+        self._woken: weakref.WeakSet[Screen] = weakref.WeakSet()
 
     def on_mount(self) -> None:
         self.push_screen(Dashboard())
+
+    # -- keys -----------------------------------------------------------------------------------
+    # Textual hands a key to the focused widget and runs its binding only when the key bubbles
+    # back, against whatever screen is on top by then; a screen pushed by an earlier key may not
+    # be mounted or loaded yet, or the key may have gone to the screen below. So every key is
+    # resolved on the screen it was handed to; a key overtaken by a screen change is handed
+    # again to the new screen; keys for a screen that cannot act yet wait, in typing order.
+
+    async def on_event(self, event: events.Event) -> None:
+        if not isinstance(event, events.Key):
+            await super().on_event(event)
+            return
+        screen = self.screen
+        if event.is_forwarded:
+            typed_on = self._typed_on.pop(event, screen)
+            if typed_on is screen:
+                await super().on_event(event)  # back from its widget: run its binding
+                return
+            # An earlier key changed the screen before this key's binding ran.
+            again = events.Key(event.key, event.character)
+            self._order[again] = self._order.get(event, next(self._count))
+            event = again
+        elif event not in self._order:
+            self._order[event] = next(self._count)
+        if self._held and self._held_for is not screen:
+            self._drop_held()
+        if self._held or not takes_keys(screen):
+            self._hold(event, screen)
+            return
+        self._typed_on[event] = screen
+        await super().on_event(event)
+
+    def _hold(self, event: events.Key, screen: Screen) -> None:
+        self._held.append((self._order[event], event))
+        self._held.sort(key=lambda item: item[0])
+        self._held_for = screen
+        self._wake(screen)
+
+    def _wake(self, screen: Screen) -> None:
+        """Have the screen say when it is ready (screens that load data also say so later)."""
+        if screen not in self._woken:
+            # A screen runs its callbacks after its mount, so this arrives once it is mounted.
+            self._woken.add(screen)
+            screen.call_later(self.post_message, ScreenReady(screen))
+
+    def _drop_held(self) -> None:
+        count = len(self._held)
+        self._held.clear()
+        self._held_for = None
+        self.notify(f"{count} key(s) dropped: the screen they were typed for closed", timeout=4)
+
+    async def on_screen_ready(self, message: ScreenReady) -> None:
+        """Replay the held keys, in order, on the screen they were typed for."""
+        if message.screen is not self._held_for:
+            return
+        if self._held_for is not self.screen:
+            self._drop_held()
+            return
+        while self._held and takes_keys(self.screen):
+            _, event = self._held.pop(0)
+            self._typed_on[event] = self.screen
+            await super().on_event(event)
+        if self._held:
+            # A replayed key opened a screen that is not ready: the rest wait for that one.
+            self._held_for = self.screen
+            self._wake(self.screen)
+        else:
+            self._held_for = None
 
     def binding_sections(self) -> list[tuple[str, list[Binding]]]:
         """(where, bindings) for the app and every screen on the stack."""

@@ -37,10 +37,9 @@ FORMS: dict[str, list[tuple[str, str]]] = {
 
 def gpu_line() -> str:
     """Which accelerators onnxruntime (and torch, if installed) can use here."""
-    import onnxruntime
+    from reelface.models import runtime
 
-    providers = [p.removesuffix("ExecutionProvider") for p in onnxruntime.get_available_providers()]
-    return "GPU: " + ("CUDA" if "CUDA" in providers else "none (CPU)")
+    return "GPU: " + ("CUDA" if runtime.cuda_available() else "none (CPU)")
 
 
 class Dashboard(Screen):

@@ -9,13 +9,14 @@ from textual.widgets import DataTable, Footer, Static
 
 from reelface import decisions, identify
 
-from ..model import Review
 from .pickers import Choice, IdentityPicker, TextPrompt
 
 
 class IdentitiesScreen(Screen):
     BINDINGS = [
-        Binding("enter", "review", "Review", id="identities.review"),
+        # Priority: the table would take Enter and ask for the review one message later, after
+        # the keys typed next had already gone to this screen; now the review is on top first.
+        Binding("enter", "review", "Review", priority=True, id="identities.review"),
         Binding("n", "rename", "Name", id="identities.rename"),
         Binding("m", "merge", "Merge into…", id="identities.merge"),
         Binding("a", "accept_link", "Accept link", id="identities.accept"),
@@ -81,10 +82,10 @@ class IdentitiesScreen(Screen):
         from .review import ReviewScreen
 
         if self.current:
-            self.app.push_screen(ReviewScreen(Review(self.app.conn, self.current.id)))
+            self.app.push_screen(ReviewScreen(self.current.id))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        # The table takes Enter for itself; its selection is the same request.
+        # A click on the highlighted row selects it: the same request as Enter.
         self.action_review()
 
     def action_rename(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +18,8 @@ from .pickers import NEW, Choice, Confirm, IdentityPicker
 
 
 class ReviewScreen(Screen):
-    """Keys act on the selection if there is one, else on the face under the cursor."""
+    """Keys act on the selection if there is one, else on the face under the cursor; the faces
+    load in a worker, and until then the app holds the keys typed for this screen."""
 
     BINDINGS = [
         Binding("left", "move(-1)", "←", show=False, id="review.left"),
@@ -43,9 +46,11 @@ class ReviewScreen(Screen):
     ReviewScreen #status { height: 1; background: $panel; }
     """
 
-    def __init__(self, review: Review) -> None:
+    def __init__(self, identity: int) -> None:
         super().__init__()
-        self.review = review
+        self.identity = identity
+        self.review: Review | None = None
+        self.loading_data = True  # read by the app: keys wait while this is set
         self.first = 0  # index in review.visible of the first face on the page
         self.message = ""
 
@@ -70,7 +75,29 @@ class ReviewScreen(Screen):
         return self.grid.columns * self.grid.rows
 
     def on_mount(self) -> None:
-        self.show_page()
+        self.query_one("#status", Static).update(
+            f"[b]identity {self.identity}[/] loading… (keys typed now wait for it)"
+        )
+        self.load_review()
+
+    @work(thread=True, exclusive=True, group="review")
+    def load_review(self) -> None:
+        review = Review(self.app.conn, self.identity)  # reads every face of the identity
+        self.app.call_from_thread(self._loaded, review)
+
+    def _loaded(self, review: Review) -> None:
+        from ..app import ScreenReady
+
+        self.review = review
+        self.loading_data = False
+        if self.is_attached:  # a screen closed while loading has nothing to draw
+            self.show_page()
+            self.refresh_bindings()
+        self.app.post_message(ScreenReady(self))
+
+    def check_action(self, action: str, parameters: tuple[Any, ...]) -> bool | None:
+        # The command palette reaches actions too; while loading they show, greyed out.
+        return True if self.review is not None else None
 
     def on_resize(self) -> None:
         self.show_page()
@@ -80,6 +107,8 @@ class ReviewScreen(Screen):
     def show_page(self) -> None:
         """Point the grid at the cursor's page; missing pictures come from a loader thread."""
         review = self.review
+        if review is None:
+            return
         size = self.page_size
         self.first = (review.cursor // size) * size
         page = review.visible[self.first : self.first + size]
