@@ -388,6 +388,7 @@ from .cli_train import swap_command, train_command  # noqa: E402
 
 for _command in (eval_command, train_command, swap_command):
     main.add_command(_command)
+main.add_command(sys.modules[f"{__package__}.cli_train"].export_model_command)  # export-model
 
 for _ep in entry_points(group="reelface.commands"):
     # daemon/ and tui/ add their own subcommands without core importing them.

@@ -16,6 +16,17 @@ from .decode import SourceError
 from .evaluate import EvalError, GeneratorSwapper, NoSwap, Report, evaluate
 from .models.base import ModelError
 
+# SimSwap's 224 network files share every parameter name, so only their I/O tells them apart:
+# the released "people" model (fs_networks) takes [0, 1] and ends in Tanh, its current trainer's
+# (fs_networks_fix) takes ImageNet-normalised input. Unset, a probe decides (swap/simswap.py).
+SIMSWAP_IO = click.option(
+    "--simswap-io",
+    type=click.Choice(["unit", "imagenet"]),
+    default=None,
+    help="A SimSwap generator file's input: unit ([0, 1], the released 'people' model) or "
+    "imagenet (SimSwap's current trainer). Default: probed from the weights.",
+)
+
 console = Console(stderr=True)
 
 
@@ -33,6 +44,7 @@ class EvalOptions:
     trust_pickle: bool = False
     models: str | None = None  # detector pack; default: the config's
     device: str | None = None
+    simswap_io: str | None = None  # SimSwap files' I/O convention; None probes for it
 
 
 def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
@@ -51,11 +63,13 @@ def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
         if options.id_net
         else judge
     )
-    model = checkpoint.load(options.model, options.device)
+    model = checkpoint.load(options.model, options.device, options.simswap_io)
     swappers: list[Any] = [GeneratorSwapper("model", model)]
     if options.reference:
         swappers.append(
-            GeneratorSwapper("reference", checkpoint.load(options.reference, options.device))
+            GeneratorSwapper(
+                "reference", checkpoint.load(options.reference, options.device, options.simswap_io)
+            )
         )
     if options.baseline:
         swappers.append(NoSwap(model.config.image_size, model.config.alignment))
@@ -130,6 +144,7 @@ def _describe_net(net: Any) -> dict[str, Any]:
 )
 @click.option("--models", default=None, help="Detector pack (default: the config's).")
 @click.option("--device", default=None, help="torch device (default: cuda when available).")
+@SIMSWAP_IO
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 def eval_command(
     model: Path,
@@ -142,6 +157,7 @@ def eval_command(
     trust_pickle: bool,
     models: str | None,
     device: str | None,
+    simswap_io: str | None,
     as_json: bool,
 ) -> None:
     """Score a generator with the lab's ArcFace cosine-distance protocol (lower is better)."""
@@ -158,6 +174,7 @@ def eval_command(
         trust_pickle,
         models,
         device,
+        simswap_io,
     )
     try:
         report, paths = run_eval(options)

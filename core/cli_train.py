@@ -13,6 +13,7 @@ import numpy as np
 from rich.console import Console
 
 from . import config as config_mod
+from .cli_eval import SIMSWAP_IO
 from .decode import SourceError
 from .models.base import ModelError
 
@@ -21,7 +22,8 @@ console = Console(stderr=True)
 # CLI option name → TrainOptions field, for the options that map one to one.
 _PLAIN = ("steps", "batch", "size", "tiny", "deep", "alignment", "discriminator", "backbone",
           "lr", "augment", "seed", "save_every", "sample_every", "log_every", "keep", "workers",
-          "device", "compile", "deterministic", "trust_pickle", "gpus")  # fmt: skip
+          "device", "compile", "deterministic", "trust_pickle", "gpus", "init",
+          "init_io")  # fmt: skip
 _LAMBDAS = {"lambda_id": "identity", "lambda_rec": "reconstruction", "lambda_feat": "feature"}
 
 
@@ -51,6 +53,19 @@ def _fail(error: BaseException) -> None:
     help="Identity network for the loss: SimSwap's arcface_checkpoint.tar or a state dict.",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest.pt.")
+@click.option(
+    "--init",
+    type=click.Path(dir_okay=False),
+    default="",
+    help="Start the generator from this file: ours or SimSwap's latest_net_G.pth.",
+)
+@click.option(
+    "--init-io",
+    type=click.Choice(["", "unit", "imagenet"]),
+    default="",
+    help="A SimSwap --init file's input: unit (the released 'people' model) or imagenet "
+    "(SimSwap's current trainer). Default: probed from the weights.",
+)
 @click.option(
     "--gpus",
     type=click.IntRange(1),
@@ -179,6 +194,7 @@ class SwapOptions:
     models: str | None = None
     device: str | None = None
     crop_out: Path | None = None
+    simswap_io: str | None = None  # a SimSwap file's I/O convention; None probes for it
 
 
 class SwapError(RuntimeError):
@@ -192,7 +208,7 @@ def run_swap(options: SwapOptions) -> list[str]:
     from .swap import checkpoint, identity, paste
     from .swap.train import write_png
 
-    ckpt = checkpoint.load(options.model, options.device)
+    ckpt = checkpoint.load(options.model, options.device, options.simswap_io)
     arcface = options.arcface or ckpt.identity.get("path")
     if not arcface:
         raise SwapError(f"{options.model}: records no ArcFace file; pass --arcface FILE")
@@ -249,7 +265,7 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
     "--model",
     required=True,
     type=click.Path(path_type=Path),
-    help="Checkpoint from `reelface train` (RUN/generator.pt or RUN/latest.pt).",
+    help="Checkpoint from `reelface train` (RUN/generator.pt) or SimSwap's latest_net_G.pth.",
 )
 @click.option(
     "--source",
@@ -281,12 +297,13 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
 )
 @click.option("--models", default=None, help="Detector pack (default: the config's).")
 @click.option("--device", default=None, help="torch device (default: cuda when available).")
+@SIMSWAP_IO
 def swap_command(model: Path, source: Path, target: Path, out: Path, arcface: Path | None,
                  crop_out: Path | None, trust_pickle: bool, models: str | None,
-                 device: str | None) -> None:  # fmt: skip
+                 device: str | None, simswap_io: str | None) -> None:  # fmt: skip
     """Put SOURCE's identity on TARGET's largest face and paste it back, feathered."""
     options = SwapOptions(model, source, target, out, arcface, trust_pickle, models, device,
-                          crop_out)  # fmt: skip
+                          crop_out, simswap_io)  # fmt: skip
     try:
         notes = run_swap(options)
     except (SwapError, ModelError, SourceError) as error:
@@ -294,3 +311,32 @@ def swap_command(model: Path, source: Path, target: Path, out: Path, arcface: Pa
     for note in notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"wrote {out}", highlight=False)
+
+
+@click.command("export-model")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option(
+    "--simswap",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Write the generator as a SimSwap state dict (its latest_net_G.pth layout).",
+)
+def export_model_command(run: Path, out: Path) -> None:
+    """Export RUN's generator (RUN/generator.pt, RUN/latest.pt or a checkpoint file) for SimSwap."""
+    import torch
+
+    from .swap import checkpoint, simswap, train
+
+    source = next((p for p in (run / train.GENERATOR, run / train.LATEST) if p.is_file()), run)
+    try:
+        ckpt = checkpoint.load(source, "cpu")
+        state = simswap.export_state(ckpt.model)
+    except ModelError as error:
+        _fail(error)
+    except simswap.SimSwapFormatError as error:
+        _fail(f"{source}: {error}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out)
+    console.print(f"wrote {out}: load it into {simswap.simswap_class(ckpt.config)}",
+                  highlight=False, soft_wrap=True)  # fmt: skip

@@ -8,6 +8,7 @@ Layout (a dict saved with torch.save, read back with torch's weights-only loader
     identity: {"name", "sha256", "dim"} of the ArcFace the generator was trained with, or {}
     info: free-form provenance (step, data roots, time), JSON types only
 A training checkpoint may hold this dict under the key "generator"; `load` finds it there too.
+`load` also reads SimSwap's own generator state dicts (`latest_net_G.pth`, see simswap.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 
 from ..models.base import ModelError, sha256_of
+from . import simswap
 from .generator import Generator, GeneratorConfig
 
 FORMAT = "reelface.generator"
@@ -68,8 +70,13 @@ def save(
     os.replace(tmp, path)
 
 
-def load(path: Path, device: str | None = None) -> GeneratorCheckpoint:
-    """Read a checkpoint (or a training checkpoint holding one); ModelError names file and fix."""
+def load(
+    path: Path, device: str | None = None, simswap_io: str | None = None
+) -> GeneratorCheckpoint:
+    """Read a checkpoint, a training checkpoint holding one, or a SimSwap generator state dict.
+
+    `simswap_io` fixes a SimSwap file's I/O convention instead of probing for it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(
@@ -84,6 +91,8 @@ def load(path: Path, device: str | None = None) -> GeneratorCheckpoint:
         ) from None
     if isinstance(data, dict) and isinstance(data.get("generator"), dict):
         data = data["generator"]
+    if isinstance(data, dict) and data.get("format") is None and simswap.looks_like_simswap(data):
+        return _load_simswap(path, data, device, simswap_io)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(
             f"{path}: not a reelface generator checkpoint (no format {FORMAT!r}); "
@@ -102,3 +111,18 @@ def load(path: Path, device: str | None = None) -> GeneratorCheckpoint:
     return GeneratorCheckpoint(
         model, config, str(path), sha256_of(path), data.get("identity", {}), data.get("info", {})
     )
+
+
+def _load_simswap(
+    path: Path, state: dict, device: str | None, simswap_io: str | None
+) -> GeneratorCheckpoint:
+    """A SimSwap `latest_net_G.pth` as a checkpoint; it records no ArcFace (pass --arcface)."""
+    try:
+        found = simswap.import_state(state, simswap_io)
+    except (simswap.SimSwapFormatError, RuntimeError) as error:
+        raise ModelError(f"{path}: {str(error)[:300]}") from None
+    chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = found.model.to(chosen).eval().requires_grad_(False)
+    info = {"simswap": {"layout": found.layout, "convention": model.config.convention,
+                        "convention_by": found.convention_by}}  # fmt: skip
+    return GeneratorCheckpoint(model, model.config, str(path), sha256_of(path), {}, info)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import _compat_pickle
 import collections
 import pickle
+import sys
 import types
 import warnings
 from collections import OrderedDict
@@ -56,6 +57,10 @@ class Placeholder:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args, self.kwargs, self.state = args, kwargs, None
+        # Pickled modules are rebuilt without __init__ (NEWOBJ); a call means the file asked
+        # for a function or constructor to run, which is what a trap does.
+        for sink in _CALL_SINKS:
+            sink.append(self.qualname)
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
@@ -115,17 +120,37 @@ def _pickle_module(name: str, unpickler: type[pickle.Unpickler]) -> types.Module
 
 
 SAFE_PICKLE = _pickle_module("reelface_safe_pickle", SafeUnpickler)
+# Lists collecting the qualnames of placeholders called during a `load_safe` in progress.
+_CALL_SINKS: list[list[str]] = []
 
 
-def load_safe(path: Path) -> Any:
-    """Unpickle a torch file with the allow-list; foreign objects come back as placeholders."""
+def load_safe(path: Path, warn: bool = True) -> Any:
+    """Unpickle a torch file with the allow-list; foreign objects come back as placeholders.
+
+    With `warn`, one stderr line names every refused global the file called (not run).
+    """
+    called: list[str] = []
+    _CALL_SINKS.append(called)
     # weights_only=False only because torch would otherwise use its own unpickler, which
     # refuses the file outright; ours is at least as strict about what it executes.
-    with warnings.catch_warnings():
-        # Legacy-format files make torch compare each module class's source with the saved
-        # one; for placeholders that only produces noise.
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.load(path, map_location="cpu", pickle_module=SAFE_PICKLE, weights_only=False)
+    try:
+        with warnings.catch_warnings():
+            # Legacy-format files make torch compare each module class's source with the
+            # saved one; for placeholders that only produces noise.
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(
+                path, map_location="cpu", pickle_module=SAFE_PICKLE, weights_only=False
+            )
+    finally:
+        _CALL_SINKS.remove(called)
+    if warn and called:
+        names = ", ".join(dict.fromkeys(called))
+        print(
+            f"warning: {path}: refused {len(called)} call(s) the file asks for, not run: "
+            f"{names}; only its weights are used (re-save it as a state dict)",
+            file=sys.stderr,
+        )
+    return obj
 
 
 def load_trusted(path: Path) -> Any:

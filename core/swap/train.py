@@ -66,6 +66,9 @@ class TrainOptions:
     deterministic: bool = False  # deterministic GPU kernels (exact resume on a GPU)
     trust_pickle: bool = False
     gpus: int = 1
+    init: str = ""  # generator to start from (ours or SimSwap's latest_net_G.pth)
+    init_io: str = ""  # a SimSwap --init file's I/O convention; "" probes for it
+    convention: str = "imagenet"  # generator I/O; an --init file's own convention wins
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,7 +127,8 @@ def configs(
         base = GeneratorConfig.tiny(id_dim, options.size) if options.tiny else GeneratorConfig()
         gconfig = GeneratorConfig.from_dict(
             {**base.to_dict(), "image_size": options.size, "id_dim": id_dim,
-             "deep": options.deep, "alignment": options.alignment}
+             "deep": options.deep, "alignment": options.alignment,
+             "convention": options.convention}
         )  # fmt: skip
         d_base = discriminator.DiscriminatorConfig.tiny() if options.tiny else None
         dconfig = discriminator.DiscriminatorConfig.from_dict(
@@ -292,6 +296,17 @@ class Trainer:
             },
             "options": self.options.to_dict(),
         }
+
+    def init_generator(self, path: Path) -> None:
+        """Start G from a generator file whose shape matches this run (TrainError if not)."""
+        ckpt = checkpoint.load(path, "cpu", self.gconfig.convention)
+        theirs, ours = ckpt.config.to_dict(), self.gconfig.to_dict()
+        differ = [k for k in ours if k not in ("alignment", "convention") and theirs[k] != ours[k]]
+        if differ:
+            shown = ", ".join(f"{k} {theirs[k]} (run: {ours[k]})" for k in differ)
+            raise TrainError(f"{path}: --init generator differs from the run: {shown}; "
+                             "pass matching --size/--deep, without --tiny")  # fmt: skip
+        self.G.load_state_dict(ckpt.model.state_dict())
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore a `state()` dict (G, D, optimisers, step, RNG)."""
@@ -480,6 +495,11 @@ def prepare(
         raise TrainError(f"{files.out}: no {LATEST} to resume from; drop --resume to start a run")
     if not options.arcface:
         raise TrainError("no identity network; pass --arcface FILE (SimSwap's ArcFace)")
+    if options.init:
+        # The init file's I/O convention (a SimSwap "people" model takes [0, 1] input) is
+        # the run's from now on, stored in options.json for --resume.
+        init = checkpoint.load(Path(options.init), "cpu", options.init_io or None)
+        options.convention = init.config.convention
     return options, None
 
 
@@ -497,6 +517,8 @@ def run(
     trainer = Trainer(options, dist)
     if state is not None:
         trainer.load_state(state)
+    elif options.init:
+        trainer.init_generator(Path(options.init))
     start = trainer.step
     progress = progress or print_progress
     scalars = None
