@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ReelfaceError
 from .models.base import ModelFile
 
 # Each entry migrates the schema from version i to i + 1; never edit a shipped entry, append.
@@ -167,7 +168,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class CatalogueError(RuntimeError):
+class CatalogueError(ReelfaceError, RuntimeError):
     """The catalogue cannot be opened or is newer than this reelface."""
 
 

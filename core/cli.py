@@ -10,39 +10,28 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import catalogue, decisions
+from . import catalogue, decisions, errors
 from . import config as config_mod
 from . import workspace as workspace_mod
-from .catalogue import CatalogueError
-from .config import ConfigError
-from .decisions import DecisionError
-from .decode import SourceError
-from .export import ExportError
-from .extract import ExtractError, Extractor, Result, Stats
-from .identify import ClusterError
-from .importer import ArchiveError
-from .jobs import JobError
-from .models.base import ModelError
+from .extract import Extractor, Result, Stats
 from .workspace import Workspace, WorkspaceError
 
-KNOWN_ERRORS = (
-    ArchiveError,
-    JobError,
-    ModelError,
-    SourceError,
-    ExtractError,
-    WorkspaceError,
-    ConfigError,
-    CatalogueError,
-    ClusterError,
-    DecisionError,
-    ExportError,
-)
 console = Console(stderr=True)
 out = Console()
+
+
+def print_error(error: BaseException) -> None:
+    """One of reelface's errors as the one line `reelface: error: …` on stderr."""
+    # Escaped: messages quote config sections like [extract], which are not markup.
+    console.print(
+        f"[bold red]reelface: error:[/] {escape(errors.one_line(error))}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 class ReelfaceGroup(click.Group):
@@ -51,8 +40,11 @@ class ReelfaceGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except KNOWN_ERRORS as error:
-            console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+        except Exception as error:
+            # Every error class reelface defines (errors.is_own), so none can be left off a list.
+            if not errors.is_own(error):
+                raise
+            print_error(error)
             sys.exit(2)
         except KeyboardInterrupt:
             console.print("reelface: interrupted; run the same command again to resume")
@@ -64,18 +56,44 @@ class ReelfaceGroup(click.Group):
     "-w",
     "--workspace",
     type=click.Path(path_type=Path),
-    envvar="REELFACE_WORKSPACE",
-    help="Workspace folder (default: $REELFACE_WORKSPACE or ~/.local/share/reelface/workspace).",
+    help="Workspace folder. Without it: $REELFACE_WORKSPACE, else the nearest folder upward "
+    "from here holding reelface.toml (as git finds a repository), else "
+    "~/.local/share/reelface/workspace.",
 )
 @click.version_option(package_name="reelface")
 @click.pass_context
 def main(ctx: click.Context, workspace: Path | None) -> None:
     """reelface: films in, aligned and identity-organised face data sets out."""
+    # Only -w itself: $REELFACE_WORKSPACE and the search upward are workspace.locate's, so the
+    # daemon and the TUI, handed this None, find the same workspace and can say how.
     ctx.obj = workspace
 
 
+def announce(ctx: click.Context, ws: Workspace) -> None:
+    """Print, once per command, which workspace it uses and how it was found (dim, on stderr)."""
+    meta = ctx.find_root().meta
+    if meta.get("reelface.announced"):
+        return
+    meta["reelface.announced"] = True
+    # Under --json only on a terminal: captured output (2>&1, test runners) stays pure JSON.
+    if _wants_json(ctx) and not console.is_terminal:
+        return
+    console.print(workspace_mod.describe(ws), style="dim", highlight=False, soft_wrap=True)
+
+
+def _wants_json(ctx: click.Context | None) -> bool:
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
 def _workspace(ctx: click.Context, create: bool = True) -> Workspace:
-    return workspace_mod.open_workspace(ctx.obj, create=create)
+    """The command's workspace (see workspace.locate), named on the first output line."""
+    ws = workspace_mod.open_workspace(ctx.obj, create=create)
+    announce(ctx, ws)
+    return ws
 
 
 @main.command()
@@ -83,7 +101,12 @@ def _workspace(ctx: click.Context, create: bool = True) -> Workspace:
 @click.pass_context
 def init(ctx: click.Context, directory: Path | None) -> None:
     """Make a workspace: config, catalogue and folders."""
-    ws = workspace_mod.init(directory or ctx.obj or workspace_mod.default_root())
+    if directory is not None:
+        root, how = directory.expanduser().resolve(), "argument"
+    else:
+        root, how = workspace_mod.locate(ctx.obj)
+    ws = workspace_mod.init(root)
+    announce(ctx, Workspace(ws.root, how))
     out.print(f"workspace ready: {ws.root}")
     out.print(f"config: {ws.config_path}")
 
@@ -123,8 +146,12 @@ def models_list(ctx: click.Context) -> None:
 
 
 def _config(ctx: click.Context) -> config_mod.Config:
-    ws = workspace_mod.Workspace((ctx.obj or workspace_mod.default_root()).expanduser())
-    return ws.config() if ws.exists() else config_mod.Config()
+    """The workspace's config when there is one (it may name the models' folder), else defaults."""
+    ws = Workspace(*workspace_mod.locate(ctx.obj))
+    if not ws.exists():
+        return config_mod.Config()
+    announce(ctx, ws)
+    return ws.config()
 
 
 def _print_models(rows, root: Path) -> None:

@@ -179,7 +179,9 @@ def eval_command(
     try:
         report, paths = run_eval(options)
     except (ModelError, EvalError, SourceError) as error:
-        console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+        from .cli import print_error  # here: reelface.cli imports this module
+
+        print_error(error)
         sys.exit(2)
     for line in report.problems:
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from rich.console import Console
 from . import config as config_mod
 from .cli_eval import SIMSWAP_IO
 from .decode import SourceError
+from .errors import ReelfaceError
 from .models.base import ModelError
 
 console = Console(stderr=True)
@@ -27,8 +28,10 @@ _PLAIN = ("steps", "batch", "size", "tiny", "deep", "alignment", "discriminator"
 _LAMBDAS = {"lambda_id": "identity", "lambda_rec": "reconstruction", "lambda_feat": "feature"}
 
 
-def _fail(error: BaseException) -> None:
-    console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+def _fail(error: BaseException | str) -> None:
+    from .cli import print_error  # here: reelface.cli imports this module
+
+    print_error(error if isinstance(error, BaseException) else ReelfaceError(error))
     sys.exit(2)
 
 
@@ -197,7 +200,7 @@ class SwapOptions:
     simswap_io: str | None = None  # a SimSwap file's I/O convention; None probes for it
 
 
-class SwapError(RuntimeError):
+class SwapError(ReelfaceError, RuntimeError):
     """The swap cannot run; the message names the file and the fix."""
 
 

@@ -15,13 +15,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .errors import ReelfaceError
 from .quality import Thresholds
 
 # Sections the daemon and the TUI read themselves (core never imports them).
 EXTERNAL_SECTIONS = ("daemon", "tui")
 
 
-class ConfigError(ValueError):
+class ConfigError(ReelfaceError, ValueError):
     """The config file is unreadable or holds an unknown key or a bad value."""
 
 

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalogue import transaction
+from .errors import ReelfaceError
 
 FACE_KINDS = ("keep", "discard", "reassign", "split")
 KINDS = (*FACE_KINDS, "merge", "name", "reject_link")
 
 
-class DecisionError(ValueError):
+class DecisionError(ReelfaceError, ValueError):
     """A decision that cannot apply: unknown face or identity, nothing to undo or redo."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import bitstream
 from .catalogue import FilmInfo
+from .errors import ReelfaceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 HASH_CHUNK = 8 << 20
@@ -23,7 +24,7 @@ PROBED_STREAMS = 32  # stream options are given per stream index; films rarely h
 MAX_HELD_BYTES = 64 << 20  # compressed packets kept back while looking for the next IDR
 
 
-class SourceError(RuntimeError):
+class SourceError(ReelfaceError, RuntimeError):
     """The source cannot be read as a film or an image folder; the message says why."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import align, decode, detect
 from .config import ExtractConfig
+from .errors import ReelfaceError
 from .models.base import AlignTemplate, Detection, Detector
 
 PAIR_NAME = re.compile(r"^(source|target)_(\d+)$", re.IGNORECASE)
@@ -30,7 +31,7 @@ DIRECTIONS = ("source_to_target", "target_to_source")
 TEMPLATES = {"arcface": align.ARCFACE, "ffhq": align.FFHQ}
 
 
-class EvalError(RuntimeError):
+class EvalError(ReelfaceError, RuntimeError):
     """The evaluation cannot run; the message names the file or folder and the fix."""
 
 

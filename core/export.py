@@ -27,6 +27,7 @@ import numpy as np
 from . import align, decisions
 from .catalogue import transaction
 from .config import Config
+from .errors import ReelfaceError
 
 FORMAT = "reelface-export"
 FFHQ_DIR = "ffhq"
@@ -36,7 +37,7 @@ JPEG_QUALITY = 95
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no wall-clock in the archive
 
 
-class ExportError(RuntimeError):
+class ExportError(ReelfaceError, RuntimeError):
     """An export or training root that cannot be written; the message names the fix."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import queue
 import re
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import align, catalogue, decode, detect, quality
 from .config import Config
+from .errors import ReelfaceError
 from .models.base import Detection, Detector, Embedder
 from .thumbs import thumb_path, thumbs_of, write_thumb
 from .workspace import Workspace
@@ -37,7 +39,7 @@ except ImportError:  # pragma: no cover
 COARSE_SLACK = 1.3
 
 
-class ExtractError(RuntimeError):
+class ExtractError(ReelfaceError, RuntimeError):
     """Extraction cannot go on; the message names the file and the fix."""
 
 
@@ -50,6 +52,9 @@ class Stats:
     faces_kept: int = 0
     faces_flagged: int = 0
     faces_small: int = 0
+    # The largest too-small face: its enlargement at this crop size and box width (frame px).
+    small_upscale: float = math.inf
+    small_width: float = 0.0
     reasons: Counter = field(default_factory=Counter)
     decode_seconds: float = 0.0
     detect_seconds: float = 0.0
@@ -69,6 +74,41 @@ class Stats:
             "frames_per_s": per(self.frames_sampled, self.wall_seconds),
             "faces_per_s": per(faces, self.wall_seconds),
         }
+
+
+@dataclass
+class TooSmall:
+    """Faces dropped as too small in a batch, and the largest of them (least enlarged)."""
+
+    count: int = 0
+    upscale: float = math.inf
+    width: float = 0.0
+
+    def add(self, upscale: float, box: np.ndarray) -> None:
+        self.count += 1
+        if upscale < self.upscale:
+            self.upscale, self.width = upscale, float(box[2] - box[0])
+
+
+def size_to_keep(size: int, upscale: float, max_upscale: float) -> int:
+    """The largest crop size (a multiple of 16) at which a face enlarged `upscale`× passes."""
+    # The enlargement scales with the crop size; 2 % spare for the refined landmarks moving.
+    return int(size * max_upscale / upscale * 0.98) // 16 * 16
+
+
+def small_faces_note(stats: Stats, size: int, max_upscale: float) -> str | None:
+    """When every face was too small: the largest one and the --size that would keep it."""
+    if stats.faces_kept + stats.faces_flagged or not stats.faces_small:
+        return None
+    largest = (
+        f"all {stats.faces_small} faces were too small for {size} px crops; the largest is "
+        f"{stats.small_width:.0f} px wide and would be enlarged {stats.small_upscale:.1f}× "
+        f"(at most {max_upscale:.2f}×)"
+    )
+    fits = size_to_keep(size, stats.small_upscale, max_upscale)
+    if fits < 64:  # the smallest --size the CLI takes
+        return f"{largest}; no --size keeps it: use a sharper source or lower --min-face"
+    return f"{largest}: --size {fits} would keep it"
 
 
 @dataclass(frozen=True)
@@ -127,17 +167,18 @@ class Extractor:
 
     # -- detection ---------------------------------------------------------------------------
 
-    def find_faces(self, frames: list[decode.Frame]) -> tuple[list[list[Detection]], int]:
-        """Faces large enough to keep in each frame, refined, and how many were too small."""
+    def find_faces(self, frames: list[decode.Frame]) -> tuple[list[list[Detection]], TooSmall]:
+        """Faces large enough to keep in each frame, refined, and those too small."""
         ext, rules = self.config.extract, self.config.rules
-        small = 0
+        small = TooSmall()
         candidates: list[tuple[int, Detection]] = []
         out: list[list[Detection]] = [[] for _ in frames]
         for index, found in enumerate(self._coarse(frames)):
             for det in found:
                 matrix = align.align_matrix(det.landmarks, align.FFHQ, ext.size)
-                if align.scale_of(matrix) > rules.max_upscale * COARSE_SLACK:
-                    small += 1
+                upscale = align.scale_of(matrix)
+                if upscale > rules.max_upscale * COARSE_SLACK:
+                    small.add(upscale, det.box)
                 else:
                     # Always refined: skipping it for faces already large in the coarse input
                     # saved 13 % of the time on close-ups but cost 18 % of alignment accuracy.
@@ -174,11 +215,11 @@ class Extractor:
 
     def analyse(
         self, frames: list[decode.Frame], faces_dir: Path, slug: str
-    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray, np.ndarray]], int]:
-        """Records of a batch, the crops to write (path, crop, preview) and the too-small count."""
+    ) -> tuple[list[catalogue.FaceRecord], list[tuple[Path, np.ndarray, np.ndarray]], TooSmall]:
+        """Records of a batch, the crops to write (path, crop, preview) and the too-small faces."""
         ext, rules = self.config.extract, self.config.rules
         usable = [f for f in frames if not f.empty]
-        found, small = self.find_faces(usable) if usable else ([], 0)
+        found, small = self.find_faces(usable) if usable else ([], TooSmall())
         records: list[catalogue.FaceRecord] = []
         writes = []
         chips = []
@@ -189,7 +230,7 @@ class Extractor:
                 matrix = align.align_matrix(det.landmarks, align.FFHQ, ext.size)
                 enlargement = align.scale_of(matrix)
                 if enlargement > rules.max_upscale:
-                    small += 1
+                    small.add(enlargement, det.box)
                     continue
                 # Bicubic keeps edges when the face is enlarged (up to 1.43×); when it is
                 # reduced, both sample the source finer than its detail and look alike, and
@@ -335,7 +376,7 @@ class Extractor:
         detector_id = catalogue.model_id(conn, self.detector.files[0])
         embedder_id = catalogue.model_id(conn, self.embedder.files[0])
         started = time.perf_counter()
-        pending: tuple[list, list[Future], int, int, int] | None = None
+        pending: tuple[list, list[Future], int, int, TooSmall] | None = None
 
         def flush() -> None:
             nonlocal pending
@@ -348,13 +389,15 @@ class Extractor:
                 future.result()  # a failed write raises here, before anything is committed
             stats.write_seconds += time.perf_counter() - t
             catalogue.commit_batch(
-                conn, film_id, records, last_frame, sampled, small, detector_id, embedder_id
+                conn, film_id, records, last_frame, sampled, small.count, detector_id, embedder_id
             )
             for record in records:
                 stats.faces_kept += record.passed
                 stats.faces_flagged += not record.passed
                 stats.reasons.update(quality.reason_keys(record.reasons))
-            stats.faces_small += small
+            stats.faces_small += small.count
+            if small.upscale < stats.small_upscale:
+                stats.small_upscale, stats.small_width = small.upscale, small.width
 
         try:
             for batch in self._batches(info, last, stats, stop):
@@ -393,6 +436,9 @@ class Extractor:
             _mark_failed(conn, film_id, message)
             raise decode.SourceError(message)
         stats.wall_seconds = time.perf_counter() - started
+        note = small_faces_note(stats, self.config.extract.size, self.config.rules.max_upscale)
+        if note:
+            stats.notes.append(note)
         stopped = stop is not None and stop.is_set()
         catalogue.set_film_state(conn, film_id, "extracting" if stopped else "done")
         return Result(film_id, slug, "stopped" if stopped else "done", faces_dir, stats)

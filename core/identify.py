@@ -13,9 +13,10 @@ import numpy as np
 from . import cluster, decisions
 from .catalogue import transaction
 from .config import ClusterConfig
+from .errors import ReelfaceError
 
 
-class ClusterError(ValueError):
+class ClusterError(ReelfaceError, ValueError):
     """A film that cannot be clustered (unknown, no faces)."""
 
 

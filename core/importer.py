@@ -26,6 +26,7 @@ import numpy as np
 
 from . import catalogue, cluster, decisions, decode, identify
 from .catalogue import transaction
+from .errors import ReelfaceError
 from .export import ARCFACE_DIR, FFHQ_DIR, FORMAT
 from .extract import Extractor, slugify
 from .thumbs import thumbs_of
@@ -38,7 +39,7 @@ JUNK = {"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"}
 CHUNK = 1 << 20
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(ReelfaceError, RuntimeError):
     """A zip that cannot be imported; the message names the file and the fix."""
 
 

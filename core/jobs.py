@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalogue import transaction
+from .errors import ReelfaceError
 
 KINDS = ("extract", "cluster", "export", "train", "evaluate")
 STATES = ("queued", "running", "done", "failed", "cancelled")
@@ -24,7 +25,7 @@ GPU_KINDS = ("extract", "train", "evaluate")
 URGENT = 10
 
 
-class JobError(ValueError):
+class JobError(ReelfaceError, ValueError):
     """A job reference or state change that makes no sense; the message names the fix."""
 
 

@@ -21,7 +21,20 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
         row = catalogue.film_by_ref(conn, str(film))
         if row is None:
             raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
-        return asdict(identify.cluster_film(conn, int(row["id"]), ws.config().cluster, k))
+        film_id = int(row["id"])
+        (faces,) = conn.execute(
+            "SELECT COUNT(*) FROM faces WHERE film_id = ?", (film_id,)
+        ).fetchone()
+        if not faces:
+            # A film whose faces were all too small is a finished film with no one in it, not a
+            # failure: the queued cluster-after-extract job ends done, with 0 identities.
+            return {
+                "film_id": film_id, "run_id": None, "method": "none", "faces": 0,
+                "identities": [], "unsorted": 0, "stats": [], "links": [],
+                "note": f"{row['slug']}: no faces kept, so 0 identities "
+                "(`reelface films` shows how many were too small)",
+            }  # fmt: skip
+        return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))
     finally:
         conn.close()
 

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as config_mod
 from .config import Config
+from .errors import ReelfaceError
 
 CONFIG_NAME = "reelface.toml"
 CATALOGUE_NAME = "catalogue.sqlite"
 FOLDERS = ("films", "inbox", "exports", "jobs", "logs")
+ENV = "REELFACE_WORKSPACE"
+
+# How a workspace was chosen, in the words the first output line uses.
+FROM_OPTION = "-w"
+FROM_ENV = f"${ENV}"
+FROM_CWD = "found from cwd"
+FROM_DEFAULT = "default"
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(ReelfaceError, RuntimeError):
     """The workspace folder cannot be made, read or written; the message names the fix."""
 
 
 @dataclass(frozen=True)
 class Workspace:
     root: Path
+    # How the root was chosen (FROM_*); "" when built directly. Not part of its identity.
+    found: str = field(default="", compare=False)
 
     @property
     def config_path(self) -> Path:
@@ -44,10 +54,44 @@ class Workspace:
         return self.config_path.is_file()
 
 
+def xdg_root() -> Path:
+    """The workspace used when nothing else names one: in the XDG data folder."""
+    return config_mod.data_home() / "workspace"
+
+
+def enclosing(start: Path) -> Path | None:
+    """The nearest folder from `start` upward that holds a reelface.toml, as git finds a repo."""
+    here = start.expanduser().resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return None
+
+
+def locate(explicit: Path | None = None, cwd: Path | None = None) -> tuple[Path, str]:
+    """(root, how): -w, else $REELFACE_WORKSPACE, else the enclosing workspace, else the default."""
+    if explicit is not None:
+        return explicit.expanduser().resolve(), FROM_OPTION
+    env = os.environ.get(ENV)
+    if env:
+        return Path(env).expanduser().resolve(), FROM_ENV
+    try:
+        found = enclosing(cwd or Path.cwd())
+    except OSError:  # the current folder was deleted under us: nothing to search from
+        found = None
+    if found is not None:
+        return found, FROM_CWD
+    return xdg_root().expanduser().resolve(), FROM_DEFAULT
+
+
 def default_root() -> Path:
-    """$REELFACE_WORKSPACE, else the XDG data folder's workspace."""
-    env = os.environ.get("REELFACE_WORKSPACE")
-    return Path(env).expanduser() if env else config_mod.data_home() / "workspace"
+    """The workspace used without -w: $REELFACE_WORKSPACE, the enclosing one, or the default."""
+    return locate(None)[0]
+
+
+def describe(ws: Workspace) -> str:
+    """The line every command starts with: which workspace, and how it was chosen."""
+    return f"workspace: {ws.root}" + (f" ({ws.found})" if ws.found else "")
 
 
 def init(root: Path) -> Workspace:
@@ -76,10 +120,14 @@ def init(root: Path) -> Workspace:
 
 
 def open_workspace(root: Path | None, create: bool = True) -> Workspace:
-    """The workspace at root (or the default), made on first use when `create`."""
-    ws = Workspace((root or default_root()).expanduser().resolve())
+    """The workspace at root (or the one `locate` finds), made on first use when `create`."""
+    path, how = locate(root)
+    ws = Workspace(path, how)
     if ws.exists():
         return ws
     if not create:
-        raise WorkspaceError(f"no workspace at {ws.root} (run `reelface init {ws.root}`)")
-    return init(ws.root)
+        elsewhere = ", or cd into a workspace, or pass -w FOLDER" if how == FROM_DEFAULT else ""
+        raise WorkspaceError(
+            f"no workspace at {ws.root} ({how}): run `reelface init {ws.root}`{elsewhere}"
+        )
+    return Workspace(init(ws.root).root, how)

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 from reelface import tasks
+from reelface.errors import ReelfaceError
 from reelface.workspace import Workspace
 
 
-class NotAvailable(RuntimeError):
+class NotAvailable(ReelfaceError, RuntimeError):
     """A job kind or parameter this reelface cannot run; the message names the fix."""
 
 

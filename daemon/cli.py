@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from reelface import catalogue, jobs
+from reelface import catalogue, errors, jobs
 from reelface import workspace as workspace_mod
 from reelface.jobs import JobError
 from reelface.workspace import Workspace
@@ -30,23 +30,30 @@ out = Console()
 
 
 def one_line_errors(command):
-    """The daemon's and the queue's own errors as one line and exit code 2, like core's."""
+    """reelface's own errors (errors.is_own) as one line and exit code 2, as core's CLI does."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from .ray_backend import RayUnavailable
-
         try:
             return command(*args, **kwargs)
-        except (DaemonError, JobError, RayUnavailable) as error:
-            console.print(f"[bold red]reelface: error:[/] {error}", highlight=False, soft_wrap=True)
+        except Exception as error:
+            if not errors.is_own(error):
+                raise
+            from reelface.cli import print_error  # here: reelface.cli loads this module
+
+            print_error(error)
             sys.exit(2)
 
     return wrapper
 
 
 def _ws(ctx: click.Context, create: bool = False) -> Workspace:
-    return workspace_mod.open_workspace(ctx.obj, create=create)
+    """The workspace core's CLI would use (-w, $REELFACE_WORKSPACE, cwd, default), announced."""
+    from reelface.cli import announce  # here: reelface.cli loads this module
+
+    ws = workspace_mod.open_workspace(ctx.obj, create=create)
+    announce(ctx, ws)
+    return ws
 
 
 # -- daemon ------------------------------------------------------------------------------------
@@ -94,7 +101,12 @@ def daemon_run(ctx, ray_address, cpu_jobs, gpus, stable_seconds, quiet, verbose)
     ws = _ws(ctx, create=True)
     cfg = _daemon_config(ws, cpu_jobs, gpus, stable_seconds)
     log = logs.setup(ws, console=not quiet, verbose=verbose)
-    Daemon(ws, cfg, ray_address, log).run()
+    try:
+        Daemon(ws, cfg, ray_address, log).run()
+    except Exception as error:
+        if errors.is_own(error):  # in daemon.log too, as one line: a detached daemon has no tty
+            log.error("daemon cannot run: %s", errors.one_line(error))
+        raise
 
 
 @daemon.command("start")

@@ -9,12 +9,13 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from reelface.errors import ReelfaceError
 from reelface.workspace import Workspace
 
 PID_NAME = "daemon.pid"
 
 
-class DaemonError(RuntimeError):
+class DaemonError(ReelfaceError, RuntimeError):
     """The daemon cannot start, stop or be reached; the message names the fix."""
 
 

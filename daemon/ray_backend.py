@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reelface.errors import ReelfaceError
 from reelface.jobs import Job
 from reelface.workspace import Workspace
 
 from .work import Report, film_id_for, film_source
 
 
-class RayUnavailable(RuntimeError):
+class RayUnavailable(ReelfaceError, RuntimeError):
     """Ray is not installed or the cluster cannot be reached; the message names the fix."""
 
 
-def _extract_task(ws_root: str, rel_path: str) -> tuple[str, int | None, str | None]:
-    """Runs on a Ray worker: ('done' | 'stopped' | 'failed', film id, error)."""
-    from reelface.decode import SourceError
-    from reelface.extract import ExtractError, Extractor
+def _extract_task(ws_root: str, rel_path: str) -> tuple[str, int | None, str | None, list[str]]:
+    """Runs on a Ray worker: ('done' | 'stopped' | 'failed', film id, error, summary notes)."""
+    from reelface import errors
+    from reelface.extract import Extractor
     from reelface.models import registry
-    from reelface.models.base import ModelError
     from reelface.workspace import Workspace
 
     from .settings import core_config
@@ -41,9 +42,12 @@ def _extract_task(ws_root: str, rel_path: str) -> tuple[str, int | None, str | N
             result = extractor.run(ws.root / rel_path)
         finally:
             extractor.writer.shutdown(wait=True)
-    except (SourceError, ExtractError, ModelError) as error:
-        return "failed", None, str(error)
-    return ("stopped" if result.state == "stopped" else "done"), result.film_id, None
+    except Exception as error:
+        if not errors.is_own(error):
+            raise
+        return "failed", None, errors.one_line(error), []
+    state = "stopped" if result.state == "stopped" else "done"
+    return state, result.film_id, None, result.stats.notes
 
 
 @dataclass
@@ -74,7 +78,14 @@ class RayBackend:
         nodes = len([n for n in ray.nodes() if n.get("Alive")])
         return f"Ray {ray.__version__} at {self.address}: {nodes} node(s)"
 
-    def extract(self, ws: Workspace, job: Job, stop: threading.Event, report: Report) -> str:
+    def extract(
+        self,
+        ws: Workspace,
+        job: Job,
+        stop: threading.Event,
+        report: Report,
+        note: Callable[[str], None] | None = None,
+    ) -> str:
         """Submit, wait, report progress from the catalogue; cancel the task on stop."""
         import ray
 
@@ -84,9 +95,11 @@ class RayBackend:
         while True:
             ready, _ = ray.wait([ref], timeout=1.0)
             if ready:
-                state, film_id, error = ray.get(ref)
+                state, film_id, error, notes = ray.get(ref)
                 if state == "failed":
                     raise ExtractError(error)
+                for line in notes if note is not None else ():
+                    note(line)
                 if state == "done":
                     report(1.0, film_id)
                 return state

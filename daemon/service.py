@@ -14,23 +14,17 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from reelface import catalogue, jobs
-from reelface.catalogue import CatalogueError
-from reelface.config import ConfigError
-from reelface.decode import SourceError
-from reelface.extract import ExtractError
+from reelface import catalogue, errors, jobs
 from reelface.jobs import Job
-from reelface.models.base import ModelError
 from reelface.workspace import Workspace
 
 from . import gpus, logs, scheduler, settings, work
-from .adapters import NotAvailable
 from .inbox import VIDEO_SUFFIXES, Claimed, Inbox
 from .pidfile import PidLock, pid_path
 from .settings import DaemonConfig
 
-# Errors that end a job with their own one-line message; anything else also logs a traceback.
-JOB_ERRORS = (SourceError, ExtractError, ModelError, ConfigError, CatalogueError, NotAvailable)
+# reelface's own errors (errors.is_own: every class the package defines) end a job with their
+# one-line message; anything else is a bug and also logs its traceback.
 
 
 @dataclass
@@ -177,8 +171,9 @@ class Daemon:
     def _tick(self, conn: sqlite3.Connection, inbox: Inbox) -> None:
         try:
             inbox.tick()
-        except Exception:  # never let one odd file stop the service
-            self.log.error("inbox: %s", traceback.format_exc().strip())
+        except Exception as error:  # never let one odd file stop the service
+            detail = errors.one_line(error) if errors.is_own(error) else traceback.format_exc()
+            self.log.error("inbox: %s", detail.strip())
         self._reap()
         for job_id, item in list(self.running.items()):
             if jobs.state_of(conn, job_id) == "cancelled" and not item.stop.is_set():
@@ -228,30 +223,35 @@ class Daemon:
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
 
+            def note(line: str) -> None:
+                log.info("job %d: %s", job.id, line)
+
             state, error = "done", None
             try:
-                outcome = self._work(job, stop, report, resource, gpu)
+                outcome = self._work(job, stop, report, resource, gpu, note)
                 if outcome == "stopped":
                     state = "stopped"
-            except JOB_ERRORS as failure:
-                state, error = "failed", str(failure)
             except Exception as failure:
-                state, error = "failed", f"{type(failure).__name__}: {failure}"
-                log.error("job %d: %s", job.id, traceback.format_exc().strip())
+                if errors.is_own(failure):
+                    state, error = "failed", errors.one_line(failure)
+                else:
+                    state, error = "failed", f"{type(failure).__name__}: {errors.one_line(failure)}"
+                    log.error("job %d: %s", job.id, traceback.format_exc().strip())
             seconds = time.monotonic() - started
             if error:  # paths in the workspace read shorter relative to it
                 error = error.replace(f"{self.ws.root}{os.sep}", "")
             self._record(conn, job, state, error, seconds, log)
         conn.close()
 
-    def _work(self, job: Job, stop: threading.Event, report, resource: str, gpu: int | None) -> str:
+    def _work(
+        self, job: Job, stop: threading.Event, report, resource: str, gpu: int | None, note
+    ) -> str:
+        either = _either(stop, self.stopping)
         if job.kind == "extract":
             if resource == "remote":
-                return self.ray.extract(self.ws, job, _either(stop, self.stopping), report)
-            return work.extract(
-                self.ws, self.config, self.models, job, _either(stop, self.stopping), report, gpu
-            )
-        return work.other(self.ws, job, stop, report, gpu)
+                return self.ray.extract(self.ws, job, either, report, note)
+            return work.extract(self.ws, self.config, self.models, job, either, report, gpu, note)
+        return work.other(self.ws, job, stop, report, gpu, note)
 
     def _record(self, conn, job: Job, state: str, error, seconds: float, log) -> None:
         """Write how the job ended; retried until it lands, since the disk may be full now."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reelface import catalogue, decode
 from reelface.config import Config
-from reelface.extract import Extractor
+from reelface.extract import Extractor, Result
 from reelface.jobs import Job
 from reelface.workspace import Workspace
 
@@ -18,6 +18,8 @@ from . import adapters
 
 # progress(fraction, film_id or None)
 Report = Callable[[float, "int | None"], None]
+# note(line): one line for the job's log (the extraction summary, notes of the task)
+Note = Callable[[str], None]
 
 
 @dataclass
@@ -59,6 +61,7 @@ def extract(
     stop: threading.Event,
     report: Report,
     gpu: int | None = None,
+    note: Note | None = None,
 ) -> str:
     """Extract one film, resuming from its last committed batch: 'done' or 'stopped'."""
     source = film_source(ws, job)
@@ -84,14 +87,42 @@ def extract(
         extractor.writer.shutdown(wait=True)
     if result.state == "stopped":
         return "stopped"
+    if note is not None:
+        note(summary(result))
+        for line in result.stats.notes:  # e.g. every face too small, and the --size to use
+            note(line)
     report(1.0, result.film_id)
     return "done"
 
 
+def summary(result: Result) -> str:
+    """The extraction summary line of a job's log: the counts the CLI's table shows."""
+    s = result.stats
+    return (
+        f"{result.slug}: {s.frames_sampled} frames, {s.faces_kept} kept, "
+        f"{s.faces_flagged} flagged, {s.faces_small} too small"
+    )
+
+
 def other(
-    ws: Workspace, job: Job, stop: threading.Event, report: Report, gpu: int | None = None
+    ws: Workspace,
+    job: Job,
+    stop: threading.Event,
+    report: Report,
+    gpu: int | None = None,
+    note: Note | None = None,
 ) -> str:
     """Clustering, export, training, evaluation: the core task of the job's kind."""
     del stop  # these tasks run to the end; training checkpoints as it goes
-    adapters.run(job.kind, ws, dict(job.params), report=lambda share: report(share, None), gpu=gpu)
+    result = adapters.run(
+        job.kind, ws, dict(job.params), report=lambda share: report(share, None), gpu=gpu
+    )
+    if note is not None and isinstance(result, dict):
+        if "identities" in result:
+            note(
+                f"{len(result['identities'])} identities from {result.get('faces', 0)} faces, "
+                f"{result.get('unsorted', 0)} unsorted"
+            )
+        if result.get("note"):
+            note(str(result["note"]))
     return "done"

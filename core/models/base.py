@@ -8,6 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import ReelfaceError
+
 
 @dataclass(frozen=True)
 class ModelFile:
@@ -70,7 +72,7 @@ class Embedder(Protocol):
         ...
 
 
-class ModelError(RuntimeError):
+class ModelError(ReelfaceError, RuntimeError):
     """A model file is missing, unreadable or not the one expected; the message names the fix."""
 
 

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from .. import decode
+from ..errors import ReelfaceError
 
 SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-class DataError(ValueError):
+class DataError(ReelfaceError, ValueError):
     """The training data cannot be used; the one-line message names the path and the fix."""
 
 

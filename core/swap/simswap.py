@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..errors import ReelfaceError
 from . import convention as conv
 from .generator import DOWN_LEVELS, Generator, GeneratorConfig
 from .simswap_keys import LAYOUTS
@@ -24,7 +25,7 @@ LAYOUT_OF = {False: "fix", True: "fix 512"}  # 224 / deep; "people" lists are id
 PROBE_SIZE = 64  # the probe is fully convolutional; small keeps it cheap on a CPU
 
 
-class SimSwapFormatError(ValueError):
+class SimSwapFormatError(ReelfaceError, ValueError):
     """A state dict that is not one of SimSwap's generator layouts; says what differs."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import ReelfaceError
 from ..models.base import ModelError
 from . import checkpoint, convention, data, discriminator, identity, losses
 from .generator import Generator, GeneratorConfig
@@ -79,7 +80,7 @@ class TrainOptions:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-class TrainError(RuntimeError):
+class TrainError(ReelfaceError, RuntimeError):
     """Training cannot start or go on; the one-line message names the file and the fix."""
 
 
