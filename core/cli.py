@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -34,6 +35,12 @@ def print_error(error: BaseException) -> None:
     )
 
 
+def fail(error: BaseException) -> NoReturn:
+    """Print one of reelface's errors as its one line and exit 2 (commands run on their own too)."""
+    print_error(error)
+    sys.exit(2)
+
+
 class ReelfaceGroup(click.Group):
     """Turns the project's own errors into one line and exit code 2 instead of a traceback."""
 
@@ -44,8 +51,7 @@ class ReelfaceGroup(click.Group):
             # Every error class reelface defines (errors.is_own), so none can be left off a list.
             if not errors.is_own(error):
                 raise
-            print_error(error)
-            sys.exit(2)
+            fail(error)
         except KeyboardInterrupt:
             console.print("reelface: interrupted; run the same command again to resume")
             sys.exit(130)

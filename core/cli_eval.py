@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,10 +178,9 @@ def eval_command(
     try:
         report, paths = run_eval(options)
     except (ModelError, EvalError, SourceError) as error:
-        from .cli import print_error  # here: reelface.cli imports this module
+        from .cli import fail  # here: reelface.cli imports this module
 
-        print_error(error)
-        sys.exit(2)
+        fail(error)
     for line in report.problems:
         console.print(f"[yellow]note:[/] {line}", highlight=False, soft_wrap=True)
     if as_json:

@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import numpy as np
@@ -28,11 +28,10 @@ _PLAIN = ("steps", "batch", "size", "tiny", "deep", "alignment", "discriminator"
 _LAMBDAS = {"lambda_id": "identity", "lambda_rec": "reconstruction", "lambda_feat": "feature"}
 
 
-def _fail(error: BaseException | str) -> None:
-    from .cli import print_error  # here: reelface.cli imports this module
+def _fail(error: BaseException | str) -> NoReturn:
+    from .cli import fail  # here: reelface.cli imports this module
 
-    print_error(error if isinstance(error, BaseException) else ReelfaceError(error))
-    sys.exit(2)
+    fail(error if isinstance(error, BaseException) else ReelfaceError(error))
 
 
 @click.command("train")

@@ -39,10 +39,9 @@ def one_line_errors(command):
         except Exception as error:
             if not errors.is_own(error):
                 raise
-            from reelface.cli import print_error  # here: reelface.cli loads this module
+            from reelface.cli import fail  # here: reelface.cli loads this module
 
-            print_error(error)
-            sys.exit(2)
+            fail(error)
 
     return wrapper
 

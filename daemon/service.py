@@ -23,9 +23,6 @@ from .inbox import VIDEO_SUFFIXES, Claimed, Inbox
 from .pidfile import PidLock, pid_path
 from .settings import DaemonConfig
 
-# reelface's own errors (errors.is_own: every class the package defines) end a job with their
-# one-line message; anything else is a bug and also logs its traceback.
-
 
 @dataclass
 class Running:
@@ -232,6 +229,8 @@ class Daemon:
                 if outcome == "stopped":
                     state = "stopped"
             except Exception as failure:
+                # reelface's own errors end a job with their one line; anything else is a bug
+                # and also logs its traceback.
                 if errors.is_own(failure):
                     state, error = "failed", errors.one_line(failure)
                 else:
