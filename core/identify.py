@@ -20,6 +20,10 @@ class ClusterError(ReelfaceError, ValueError):
     """A film that cannot be clustered (unknown, no faces)."""
 
 
+class NoFaces(ClusterError):
+    """The film holds no faces: for a job after extraction, a finished film with no one in it."""
+
+
 def params_for(cfg: ClusterConfig, dim: int) -> cluster.ClusterParams:
     """Thresholds for the embedder: 128-d is dlib's ResNet, anything else an ArcFace."""
     dlib = dim == 128
@@ -73,7 +77,7 @@ def cluster_film(
         "SELECT id, frame, box, embedding FROM faces WHERE film_id = ? ORDER BY id", (film_id,)
     ).fetchall()
     if not rows:
-        raise ClusterError(f"film {film['slug']} has no faces (run `reelface extract` first)")
+        raise NoFaces(f"film {film['slug']} has no faces (run `reelface extract` first)")
     ids = np.array([r["id"] for r in rows], np.int64)
     x = cluster.normalise(np.stack([np.frombuffer(r["embedding"], np.float32) for r in rows]))
     params = params_for(cfg, x.shape[1])

@@ -22,10 +22,9 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
         if row is None:
             raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
         film_id = int(row["id"])
-        (faces,) = conn.execute(
-            "SELECT COUNT(*) FROM faces WHERE film_id = ?", (film_id,)
-        ).fetchone()
-        if not faces:
+        try:
+            return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))
+        except identify.NoFaces:
             # A film whose faces were all too small is a finished film with no one in it, not a
             # failure: the queued cluster-after-extract job ends done, with 0 identities.
             return {
@@ -34,7 +33,6 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
                 "note": f"{row['slug']}: no faces kept, so 0 identities "
                 "(`reelface films` shows how many were too small)",
             }  # fmt: skip
-        return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))
     finally:
         conn.close()
 
