@@ -23,8 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reelface import align, cluster, config, synth
+from reelface import config, synth
+from reelface.identity import cluster
 from reelface.models import install, registry
+from reelface.pipeline import align
 
 VIEWS = 16  # augmented views per real face
 
@@ -141,7 +143,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,300000")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
-    from reelface.identify import params_for
+    from reelface.identity.identify import params_for
 
     params = params_for(config.Config().cluster, dim=128)
     print(f"params: {params}")

@@ -30,9 +30,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from reelface import align, config, demo, synth, workspace
-from reelface.extract import Extractor
+from reelface import config, synth, workspace
 from reelface.models import install, registry
+from reelface.pipeline import align
+from reelface.pipeline.extract import Extractor
+from reelface.synth import demo
 
 OUT = Path(__file__).parent / "out"
 

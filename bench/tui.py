@@ -23,8 +23,9 @@ from rich.console import Console
 from rich.table import Table
 from textual import events
 
-from reelface import identify, synth, workspace
+from reelface import synth, workspace
 from reelface.cli import main as cli_main
+from reelface.identity import identify
 from reelface.tui.app import ReelfaceApp
 from reelface.tui.model import Review
 from reelface.tui.screens.review import ReviewScreen

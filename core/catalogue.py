@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ReelfaceError
 from .models.base import ModelFile
+
+if TYPE_CHECKING:  # a record of probing, made by the pipeline; only its fields are read here
+    from .pipeline.decode import FilmInfo
 
 # Each entry migrates the schema from version i to i + 1; never edit a shipped entry, append.
 MIGRATIONS: tuple[str, ...] = (
@@ -228,22 +231,6 @@ def model_id(conn: sqlite3.Connection, model: ModelFile) -> int:
         (model.role, model.name, model.sha256),
     ).fetchone()
     return int(row[0])
-
-
-@dataclass(frozen=True)
-class FilmInfo:
-    """What probing a source tells before extraction."""
-
-    path: str
-    kind: str
-    size_bytes: int
-    content_hash: str
-    duration: float | None
-    fps: float | None
-    width: int | None
-    height: int | None
-    codec: str | None
-    frames_total: int | None
 
 
 def find_film(conn: sqlite3.Connection, content_hash: str) -> sqlite3.Row | None:

@@ -15,8 +15,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from reelface.pipeline.quality import Thresholds
+
 from .errors import ReelfaceError
-from .quality import Thresholds
 
 # Sections the daemon and the TUI read themselves (core never imports them).
 EXTERNAL_SECTIONS = ("daemon", "tui")

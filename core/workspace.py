@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as config_mod
 from .config import Config
 from .errors import ReelfaceError
+from .io import atomic_write
 
 CONFIG_NAME = "reelface.toml"
 CATALOGUE_NAME = "catalogue.sqlite"
@@ -104,9 +107,7 @@ def init(root: Path) -> Workspace:
         for name in FOLDERS:
             (ws.root / name).mkdir(exist_ok=True)
         if not ws.config_path.exists():
-            tmp = ws.config_path.with_suffix(".toml.part")
-            tmp.write_text(Config().to_toml(), encoding="utf-8")
-            os.replace(tmp, ws.config_path)
+            atomic_write(ws.config_path, Config().to_toml().encode())
         probe = ws.root / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
@@ -131,3 +132,10 @@ def open_workspace(root: Path | None, create: bool = True) -> Workspace:
             f"no workspace at {ws.root} ({how}): run `reelface init {ws.root}`{elsewhere}"
         )
     return Workspace(init(ws.root).root, how)
+
+
+def slugify(path: Path, content_hash: str) -> str:
+    """A folder name from the file name (ASCII, short) plus a hash prefix so names never collide."""
+    stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower()[:48] or "film"
+    return f"{stem}-{content_hash[:8]}"

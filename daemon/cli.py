@@ -39,7 +39,7 @@ def one_line_errors(command):
         except Exception as error:
             if not errors.is_own(error):
                 raise
-            from reelface.cli import fail  # here: reelface.cli loads this module
+            from reelface.cli.group import fail  # here: reelface.cli loads this module
 
             fail(error)
 
@@ -48,7 +48,7 @@ def one_line_errors(command):
 
 def _ws(ctx: click.Context, create: bool = False) -> Workspace:
     """The workspace core's CLI would use (-w, $REELFACE_WORKSPACE, cwd, default), announced."""
-    from reelface.cli import announce  # here: reelface.cli loads this module
+    from reelface.cli.group import announce  # here: reelface.cli loads this module
 
     ws = workspace_mod.open_workspace(ctx.obj, create=create)
     announce(ctx, ws)

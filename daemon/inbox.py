@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reelface import decode
-from reelface.extract import slugify
+from reelface.pipeline import decode
+from reelface.workspace import slugify
 
 VIDEO_SUFFIXES = {
     ".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".m2ts", ".mts",

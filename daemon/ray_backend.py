@@ -27,8 +27,8 @@ class RayUnavailable(ReelfaceError, RuntimeError):
 def _extract_task(ws_root: str, rel_path: str) -> tuple[str, int | None, str | None, list[str]]:
     """Runs on a Ray worker: ('done' | 'stopped' | 'failed', film id, error, summary notes)."""
     from reelface import errors
-    from reelface.extract import Extractor
     from reelface.models import registry
+    from reelface.pipeline.extract import Extractor
     from reelface.workspace import Workspace
 
     from .settings import core_config
@@ -89,7 +89,7 @@ class RayBackend:
         """Submit, wait, report progress from the catalogue; cancel the task on stop."""
         import ray
 
-        from reelface.extract import ExtractError
+        from reelface.pipeline.extract import ExtractError
 
         ref = self.remote.remote(str(ws.root), str(film_source(ws, job).relative_to(ws.root)))
         while True:

@@ -121,7 +121,7 @@ class Daemon:
             for item in sorted(folder.iterdir()) if folder.is_dir() else []:
                 rel = str(item.relative_to(self.ws.root))
                 if item.suffix.lower() in VIDEO_SUFFIXES and item.is_file() and rel not in known:
-                    from reelface import decode
+                    from reelface.pipeline import decode
 
                     digest = decode.content_hash(item)
                     self.log.info("film %s was claimed but not queued: queued now", rel)

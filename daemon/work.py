@@ -1,4 +1,4 @@
-"""The work of each job kind in this process: extraction with shared models, the rest by adapter."""
+"""The work of each job kind in this process: extraction with shared models, the rest by task."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reelface import catalogue, decode
+from reelface import catalogue
 from reelface.config import Config
-from reelface.extract import Extractor, Result
-from reelface.jobs import Job
+from reelface.jobs import Job, tasks
+from reelface.pipeline import decode
+from reelface.pipeline.extract import Extractor, Result
 from reelface.workspace import Workspace
-
-from . import adapters
 
 # progress(fraction, film_id or None)
 Report = Callable[[float, "int | None"], None]
@@ -114,7 +113,7 @@ def other(
 ) -> str:
     """Clustering, export, training, evaluation: the core task of the job's kind."""
     del stop  # these tasks run to the end; training checkpoints as it goes
-    result = adapters.run(
+    result = tasks.run(
         job.kind, ws, dict(job.params), report=lambda share: report(share, None), gpu=gpu
     )
     if note is not None and isinstance(result, dict):

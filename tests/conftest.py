@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reelface import config, demo, synth, workspace
+from reelface import config, synth, workspace
 from reelface.models import install
+from reelface.synth import demo
 
 # The film every extraction test uses: four real people, cuts, blur, tilt, a face cut by the edge.
 FILM_SIZE = (960, 540)

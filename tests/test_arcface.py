@@ -185,7 +185,7 @@ def test_embedding_follows_the_protocol(tmp_path: Path) -> None:
     x = torch.nn.functional.interpolate((x - mean) / std, size=(112, 112), mode="bicubic")
     with torch.no_grad():
         expected = torch.nn.functional.normalize(net(x), dim=1).numpy()
-    from reelface import align
+    from reelface.pipeline import align
 
     got = judge.embed(crops, align.ARCFACE.scaled(224))
     assert np.allclose(got, expected, atol=1e-5)

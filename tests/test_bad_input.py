@@ -64,7 +64,8 @@ def test_truncated_film(tmp_path: Path, film: Path, models_dir: Path) -> None:
 
 def test_truncated_matroska_keeps_what_was_found(tmp_path: Path, models_dir: Path) -> None:
     """A stream cut mid-way decodes up to the cut: the faces are kept, the film marked failed."""
-    from reelface import demo, synth
+    from reelface import synth
+    from reelface.synth import demo
 
     full = tmp_path / "full.mkv"
     synth.make_film(full, demo.scenario(640, 360, eye=60, frames=20), size=(640, 360))

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from reelface import demo, synth, workspace
+from reelface import synth, workspace
+from reelface.synth import demo
 
 DAEMON_TOML = """
 [daemon]

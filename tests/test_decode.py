@@ -8,7 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from reelface import bitstream, decode, demo, synth
+from reelface import synth
+from reelface.pipeline import bitstream, decode
+from reelface.synth import demo
 
 SIZE = (640, 360)
 OPEN_GOP = {"x264-params": "open-gop=1:keyint=24:min-keyint=24:scenecut=0"}

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from reelface import align
 from reelface.models import install
 from reelface.models.base import ModelError
 from reelface.models.dlib_resnet import DLIB_CHIP, DlibResNetEmbedder, default_dat_path
 from reelface.models.scrfd import ScrfdDetector
+from reelface.pipeline import align
 
 dlib = pytest.importorskip("dlib")
 face_recognition_models = pytest.importorskip("face_recognition_models")

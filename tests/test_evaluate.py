@@ -22,9 +22,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from reelface import config, decode, evaluate, synth
-from reelface.cli_eval import eval_command
+from reelface import config, synth
+from reelface.cli.evaluate import eval_command
+from reelface.evaluation import evaluate
 from reelface.models import registry
+from reelface.pipeline import decode
 from reelface.swap import checkpoint, identity
 from reelface.swap.generator import Generator, GeneratorConfig
 from tests.test_arcface import TINY, save_lab_style, tiny_net

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from reelface import align, catalogue, synth, thumbs
+from reelface import catalogue, synth
 from reelface.cli import main
+from reelface.pipeline import align, thumbs
 from tests.conftest import CROP
 
 
@@ -201,7 +202,7 @@ def test_reimported_crops_are_not_enlarged_and_pass(extracted, tmp_path: Path) -
 
 def test_unavailable_hardware_decoding_falls_back_with_a_note(tmp_path: Path) -> None:
     """Asked for CUDA decoding on a machine without it: the same faces, and a note why."""
-    from reelface import demo
+    from reelface.synth import demo
 
     film = tmp_path / "short.mp4"
     synth.make_film(film, demo.scenario(640, 360, eye=60, frames=10)[:2], size=(640, 360))

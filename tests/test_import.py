@@ -165,9 +165,10 @@ def test_bad_zips_leave_nothing(exported, tmp_path: Path) -> None:
 
 
 def test_a_failure_midway_undoes_the_import(exported, tmp_path: Path) -> None:
-    from reelface import importer, workspace
-    from reelface.extract import Extractor
+    from reelface import workspace
+    from reelface.dataset import importer
     from reelface.models import registry
+    from reelface.pipeline.extract import Extractor
 
     _, archive, _ = exported
     ws = workspace.init(tmp_path / "ws5")

@@ -13,11 +13,12 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
-from reelface import align, config, detect, quality, synth
+from reelface import config, synth
 from reelface.cli import main
 from reelface.models import install, registry, runtime
 from reelface.models.base import ModelError
 from reelface.models.scrfd import ScrfdDetector
+from reelface.pipeline import align, detect, quality
 
 
 @pytest.fixture(scope="module")

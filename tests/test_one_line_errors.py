@@ -20,10 +20,12 @@ import pytest
 from click.testing import CliRunner
 
 import reelface
-from reelface import demo, errors, synth, workspace
-from reelface.cli import ReelfaceGroup, main
+from reelface import errors, synth, workspace
+from reelface.cli import main
+from reelface.cli.group import ReelfaceGroup
 from reelface.daemon import logs, settings
 from reelface.daemon.service import Daemon
+from reelface.synth import demo
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from reelface import align, quality, synth
+from reelface import synth
+from reelface.pipeline import align, quality
 
 
 @pytest.fixture(scope="module")

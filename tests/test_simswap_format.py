@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from reelface.cli_train import export_model_command
+from reelface.cli.train import export_model_command
 from reelface.models.base import ModelError
 from reelface.swap import checkpoint, identity, simswap, train
 from reelface.swap.generator import Generator, GeneratorConfig

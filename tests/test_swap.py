@@ -11,8 +11,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from reelface import align, evaluate, synth
-from reelface.cli_train import swap_command
+from reelface import synth
+from reelface.cli.train import swap_command
+from reelface.evaluation import evaluate
+from reelface.pipeline import align
 from reelface.swap import checkpoint, paste, train
 from tests.test_train import SIZE, make_dataset, save_arcface, tiny_options
 

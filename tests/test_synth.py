@@ -12,6 +12,7 @@ import pytest
 
 from reelface import synth
 from reelface.synth import FrameTruth, Pose, Shot, make_film, read_truth, render_frame
+from reelface.synth import film as synth_film
 
 SIZE = (384, 216)
 FRAMES = 10
@@ -200,7 +201,7 @@ def test_failure_mid_encode_keeps_previous_file(
             raise RuntimeError("renderer broke")
         return render_frame(shot, t, size)
 
-    monkeypatch.setattr(synth, "render_frame", failing)
+    monkeypatch.setattr(synth_film, "render_frame", failing)  # make_film looks it up there
     with pytest.raises(RuntimeError, match="renderer broke"):
         make_film(path, _shots(photo, lm), size=SIZE)
     assert calls == 2 * FRAMES + 1  # encoding was under way when it failed

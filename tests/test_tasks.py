@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from reelface import workspace
 from reelface.cli import main
-from reelface.daemon import adapters
+from reelface.jobs import tasks
 from tests.conftest import CROP
 
 
@@ -22,16 +22,16 @@ def test_cluster_and_export_jobs_do_what_the_commands_do(
     assert result.exit_code == 0, result.output
     ws = workspace.Workspace(root)
     slug = json.loads(CliRunner().invoke(main, ["-w", str(root), "films", "--json"]).output)[0]
-    summary = adapters.run("cluster", ws, {"film": slug["slug"]})
+    summary = tasks.run("cluster", ws, {"film": slug["slug"]})
     assert len(summary["identities"]) >= 3 and summary["method"] == "auto"
     out = tmp_path / "export"
-    done = adapters.run("export", ws, {"out": str(out), "zip": "group07_final"})
+    done = tasks.run("export", ws, {"out": str(out), "zip": "group07_final"})
     assert done["faces"] > 0 and (out / "manifest.json").is_file()
     assert (
         Path(done["zip_path"]) == out / "group07_final.zip"
         and (out / "group07_final.zip").is_file()
     )
-    with pytest.raises(adapters.NotAvailable, match="parameters do not fit"):
-        adapters.run("export", ws, {"out": str(tmp_path / "x"), "colour": "red"})
-    with pytest.raises(adapters.NotAvailable, match="not available"):
-        adapters.run("paint", ws, {})
+    with pytest.raises(tasks.NotAvailable, match="parameters do not fit"):
+        tasks.run("export", ws, {"out": str(tmp_path / "x"), "colour": "red"})
+    with pytest.raises(tasks.NotAvailable, match="not available"):
+        tasks.run("paint", ws, {})

@@ -19,8 +19,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from reelface import align, synth
-from reelface.cli_train import train_command
+from reelface import synth
+from reelface.cli.train import train_command
+from reelface.pipeline import align
 from reelface.swap import checkpoint, data, losses, train
 from tests.test_arcface import tiny_net
 
@@ -317,13 +318,13 @@ def test_projected_discriminator_from_a_local_backbone(
 def test_a_training_job_reports_progress(faces: Path, arcface_file: Path, tmp_path: Path) -> None:
     """Queued training runs the same trainer and tells the daemon (and the TUI) how far it is."""
     from reelface import workspace
-    from reelface.daemon import adapters
+    from reelface.jobs import tasks
 
     ws = workspace.init(tmp_path / "ws")
     shares: list[float] = []
     params = {"data": [str(faces)], "out": str(tmp_path / "run"), "arcface": str(arcface_file),
               "tiny": True, "size": SIZE, "batch": 2, "steps": 4, "log_every": 1,
               "workers": 0, "device": "cpu"}  # fmt: skip
-    done = adapters.run("train", ws, params, report=shares.append)
+    done = tasks.run("train", ws, params, report=shares.append)
     assert Path(done["checkpoint"]).is_file()
     assert shares and shares[-1] == 1.0 and shares == sorted(shares)

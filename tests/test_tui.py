@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from textual import events
 from textual.pilot import Pilot
 
-from reelface import decisions, identify, jobs, workspace
+from reelface import jobs, workspace
 from reelface.cli import main
+from reelface.identity import decisions, identify
 from reelface.tui.app import ReelfaceApp
 from reelface.tui.screens.dashboard import Dashboard
 from reelface.tui.screens.detail import FaceDetail
@@ -427,7 +428,8 @@ def test_dashboard_keys_drive_jobs_forms_and_the_daemon(root: Path) -> None:
 
 def test_identity_keys_merge_undo_and_cross_film_links(root: Path, tmp_path: Path) -> None:
     """A second film of the same people: its identities are suggested as links to accept."""
-    from reelface import demo, synth
+    from reelface import synth
+    from reelface.synth import demo
 
     second = tmp_path / "second.mp4"
     synth.make_film(second, demo.scenario(960, 540, eye=80, frames=20)[:4], size=(960, 540))

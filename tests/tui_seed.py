@@ -11,10 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reelface import catalogue, identify, quality, synth, thumbs, workspace
+from reelface import catalogue, synth, workspace
 from reelface.config import ClusterConfig
-from reelface.extract import crop_name
+from reelface.identity import identify
 from reelface.models.base import ModelFile
+from reelface.pipeline import decode, quality, thumbs
+from reelface.pipeline.extract import crop_name
 
 CROP = 256
 DIM = 512  # an ArcFace-sized embedding, so the clustering uses the ArcFace thresholds
@@ -95,7 +97,7 @@ def seed(root: Path) -> workspace.Workspace:
 def _add_film(
     conn: catalogue.sqlite3.Connection, ws: workspace.Workspace, slug: str, number: int, frames: int
 ) -> int:
-    info = catalogue.FilmInfo(
+    info = decode.FilmInfo(
         path=str(ws.root / "sources" / f"{slug}.mp4"),
         kind="video",
         size_bytes=1000 + number,

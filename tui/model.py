@@ -6,7 +6,8 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
-from reelface import decisions, identify, quality
+from reelface.identity import decisions, identify
+from reelface.pipeline import quality
 
 SORTS = ("outliers", "quality", "time")
 # Filters offered in the review grid: every rule's reason, plus "duplicate" when the catalogue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reelface import thumbs
+from reelface.pipeline import thumbs
 
 
 class ThumbCache:

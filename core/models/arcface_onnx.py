@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import align
+from reelface.io import sha256_file
+from reelface.pipeline import align
+
 from . import runtime
-from .base import ModelError, ModelFile, sha256_of
+from .base import ModelError, ModelFile
 
 
 class ArcFaceOnnxEmbedder:
@@ -26,7 +28,7 @@ class ArcFaceOnnxEmbedder:
         self.batched = not isinstance(inp.shape[0], int)
         self.dim = int(out.shape[-1])
         self.name = name or f"arcface:{path.stem}"
-        self.files = (ModelFile("embedder", self.name, str(path), sha256_of(path)),)
+        self.files = (ModelFile("embedder", self.name, str(path), sha256_file(path)),)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         if not len(crops):

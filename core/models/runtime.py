@@ -60,17 +60,8 @@ def on_gpu(sess) -> bool:
 
 def save_model(model, target: Path) -> None:
     """Write an ONNX model atomically: a temp name beside the target, then rename."""
-    import os
-    import tempfile
-
     import onnx
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".onnx.part")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from reelface.io import atomic_write
+
+    atomic_write(target, lambda tmp: onnx.save(model, str(tmp)))

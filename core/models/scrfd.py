@@ -7,8 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from reelface.io import sha256_file
+
 from . import runtime
-from .base import Detection, ModelError, ModelFile, sha256_of
+from .base import Detection, ModelError, ModelFile
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -117,7 +119,7 @@ class ScrfdDetector:
         self.input_name = inputs[0].name
         self.output_names = outputs
         self.name = name
-        self.files = (ModelFile("detector", name, str(path), sha256_of(path)),)
+        self.files = (ModelFile("detector", name, str(path), sha256_file(path)),)
 
     def _canvas(self, shape: tuple[int, int], input_size: int) -> tuple[float, int, int]:
         """Scale factor and padded canvas (height, width) for an image of `shape`."""

@@ -13,7 +13,6 @@ A training checkpoint may hold this dict under the key "generator"; `load` finds
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -22,7 +21,9 @@ from typing import Any
 
 import torch
 
-from ..models.base import ModelError, sha256_of
+from reelface.io import atomic_write, sha256_file
+
+from ..models.base import ModelError
 from . import simswap
 from .generator import Generator, GeneratorConfig
 
@@ -63,11 +64,8 @@ def save(
     info: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (temp name in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    torch.save(to_dict(model, identity, info), tmp)
-    os.replace(tmp, path)
+    state = to_dict(model, identity, info)
+    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
 
 
 def load(
@@ -109,7 +107,7 @@ def load(
     chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(chosen).eval().requires_grad_(False)
     return GeneratorCheckpoint(
-        model, config, str(path), sha256_of(path), data.get("identity", {}), data.get("info", {})
+        model, config, str(path), sha256_file(path), data.get("identity", {}), data.get("info", {})
     )
 
 
@@ -125,4 +123,4 @@ def _load_simswap(
     model = found.model.to(chosen).eval().requires_grad_(False)
     info = {"simswap": {"layout": found.layout, "convention": model.config.convention,
                         "convention_by": found.convention_by}}  # fmt: skip
-    return GeneratorCheckpoint(model, model.config, str(path), sha256_of(path), {}, info)
+    return GeneratorCheckpoint(model, model.config, str(path), sha256_file(path), {}, info)

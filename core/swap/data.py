@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from .. import decode
+from reelface.pipeline import decode
+
 from ..errors import ReelfaceError
 
 SUFFIXES = (".jpg", ".jpeg", ".png")

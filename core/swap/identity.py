@@ -14,8 +14,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .. import align
-from ..models.base import AlignTemplate, ModelError, sha256_of
+from reelface.io import sha256_file
+from reelface.pipeline import align
+
+from ..models.base import AlignTemplate, ModelError
 from . import convention
 
 TRUST_HINT = "pass --trust-pickle only if you trust where the file came from"
@@ -114,7 +116,9 @@ def _load_onnx(path: Path) -> OnnxArcFace:
     inp, out = session.get_inputs()[0], session.get_outputs()[0]
     if len(inp.shape) != 4 or list(inp.shape[2:]) != [112, 112]:
         raise ModelError(f"{path}: not a 112×112 recogniser (input {inp.shape}); give w600k_r50")
-    return OnnxArcFace(f"onnx:{path.stem}", str(path), sha256_of(path), session, int(out.shape[-1]))
+    return OnnxArcFace(
+        f"onnx:{path.stem}", str(path), sha256_file(path), session, int(out.shape[-1])
+    )
 
 
 def _load_torch(path: Path, trust_pickle: bool, device: str | None) -> TorchArcFace:
@@ -151,4 +155,4 @@ def _load_torch(path: Path, trust_pickle: bool, device: str | None) -> TorchArcF
         raise ModelError(f"{path}: {error}; this is not SimSwap's ArcFace IResNet") from None
     chosen = device or ("cuda" if torch.cuda.is_available() else "cpu")
     net = net.to(chosen).eval().requires_grad_(False)
-    return TorchArcFace(f"iresnet:{path.stem}", str(path), sha256_of(path), net, matched)
+    return TorchArcFace(f"iresnet:{path.stem}", str(path), sha256_file(path), net, matched)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .. import align
+from reelface.pipeline import align
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import ReelfaceError
+from ..io import atomic_write, write_image
 from ..models.base import ModelError
 from . import checkpoint, convention, data, discriminator, identity, losses
 from .generator import Generator, GeneratorConfig
@@ -325,23 +326,6 @@ class Trainer:
 # Files of a run
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """PNG written under a temp name, then renamed."""
-    import cv2
-
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise TrainError(f"{path}: could not encode the image")
-    _atomic(path, lambda tmp: tmp.write_bytes(encoded.tobytes()))
-
-
 def read_state(path: Path) -> dict[str, Any]:
     """A training checkpoint (weights-only load); TrainError names the file and the fix."""
     try:
@@ -373,7 +357,7 @@ class RunFiles:
         """Step checkpoint, then latest.pt and generator.pt pointing at it; old steps pruned."""
         state = trainer.state()
         path = self.checkpoints / f"step_{trainer.step:08d}.pt"
-        _atomic(path, lambda tmp: torch.save(state, tmp))
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
 
         def link(tmp: Path) -> None:
             try:
@@ -381,8 +365,8 @@ class RunFiles:
             except OSError:
                 torch.save(state, tmp)
 
-        _atomic(self.latest, link)
-        _atomic(self.generator, lambda tmp: torch.save(state["generator"], tmp))
+        atomic_write(self.latest, link)
+        atomic_write(self.generator, lambda tmp: torch.save(state["generator"], tmp))
         for old in sorted(self.checkpoints.glob("step_*.pt"))[:-keep] if keep > 0 else []:
             old.unlink(missing_ok=True)
         return path
@@ -393,7 +377,7 @@ class RunFiles:
             return
         lines = self.scalars.read_text().splitlines()
         kept = [line for line in lines if line and json.loads(line)["step"] <= step]
-        _atomic(self.scalars, lambda tmp: tmp.write_text("".join(f"{x}\n" for x in kept)))
+        atomic_write(self.scalars, lambda tmp: tmp.write_text("".join(f"{x}\n" for x in kept)))
 
 
 class Scalars:
@@ -525,7 +509,7 @@ def run(
     scalars = None
     if dist.main:
         files.out.mkdir(parents=True, exist_ok=True)
-        _atomic(
+        atomic_write(
             files.out / "options.json",
             lambda tmp: tmp.write_text(json.dumps(options.to_dict(), indent=2)),
         )
@@ -537,7 +521,7 @@ def run(
             print(f"note: {scalars.note}", file=sys.stderr)
         grid_inputs = _sample_batch(identities, options.size)
         if start == 0:
-            write_png(files.samples / "step_00000000.png", trainer.grid(*grid_inputs))
+            write_image(files.samples / "step_00000000.png", trainer.grid(*grid_inputs))
     schedule = data.Schedule(len(identities), options.batch, dist.world, options.seed)
     dataset = data.PairBatches(identities, options.size, schedule, dist.rank, options.augment)
     loader = torch.utils.data.DataLoader(
@@ -579,9 +563,9 @@ def run(
                 scalars.add(step, values)
                 progress(step, options.steps, values)
                 info = {"step": step, "steps": options.steps, "time": time.time(), **values}
-                _atomic(files.progress, lambda tmp: tmp.write_text(json.dumps(info)))  # noqa: B023
+                atomic_write(files.progress, lambda tmp: tmp.write_text(json.dumps(info)))  # noqa: B023
             if step % options.sample_every == 0 or step == options.steps:
-                write_png(files.samples / f"step_{step:08d}.png", trainer.grid(*grid_inputs))
+                write_image(files.samples / f"step_{step:08d}.png", trainer.grid(*grid_inputs))
             if step % options.save_every == 0 or step == options.steps or stopping:
                 files.save(trainer, options.keep)
             if stopping:
@@ -616,7 +600,7 @@ def launch(options: TrainOptions, resume: bool, given: tuple[str, ...] = ()) -> 
     files = RunFiles(Path(options.out))
     files.out.mkdir(parents=True, exist_ok=True)
     spec = files.out / "launch.json"
-    _atomic(spec, lambda tmp: tmp.write_text(json.dumps({"options": options.to_dict(),
+    atomic_write(spec, lambda tmp: tmp.write_text(json.dumps({"options": options.to_dict(),
                                                           "resume": resume})))  # fmt: skip
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",

@@ -21,7 +21,7 @@ def source_frame(film_path: str, pts: float | None, source: str | None) -> np.nd
     """The frame a face came from (a film seeked to its time, or the image file itself)."""
     from pathlib import Path
 
-    from reelface import decode
+    from reelface.pipeline import decode
 
     path = Path(film_path)
     try:

@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from reelface import decisions, identify
+from reelface.identity import decisions, identify
 
 from .pickers import Choice, IdentityPicker, TextPrompt
 

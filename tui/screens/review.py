@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from reelface import decisions
+from reelface.identity import decisions
 
 from ..model import Review
 from ..widgets.face_grid import FaceGrid
@@ -171,7 +171,7 @@ class ReviewScreen(Screen):
         self._after(f"{len(self.review.selected)} selected")
 
     def _choices(self) -> list[Choice]:
-        from reelface import identify
+        from reelface.identity import identify
 
         return [
             Choice(info.id, f"{info.id} {info.name or ''} ({info.faces} faces, {films})")

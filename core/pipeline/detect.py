@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import align
-from .config import Config
-from .models.base import Detection, Detector
+from reelface.config import Config
+from reelface.models.base import Detection, Detector
+from reelface.pipeline import align
 
 # The eye distance, in detector input pixels, from which SCRFD finds faces reliably (it is
 # trained on WIDER FACE down to ~10 px faces; 16 px keeps a margin for blur and turned heads).

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import numpy as np
 from rich.console import Console
 
-from . import config as config_mod
-from .cli_eval import SIMSWAP_IO
-from .decode import SourceError
-from .errors import ReelfaceError
-from .models.base import ModelError
+from reelface.cli.group import SIMSWAP_IO, fail
+from reelface.errors import ReelfaceError
+from reelface.evaluation.swap_one import SwapError, SwapOptions, run_swap
+from reelface.models.base import ModelError
+from reelface.pipeline.decode import SourceError
 
 console = Console(stderr=True)
 
@@ -29,8 +27,6 @@ _LAMBDAS = {"lambda_id": "identity", "lambda_rec": "reconstruction", "lambda_fea
 
 
 def _fail(error: BaseException | str) -> NoReturn:
-    from .cli import fail  # here: reelface.cli imports this module
-
     fail(error if isinstance(error, BaseException) else ReelfaceError(error))
 
 
@@ -130,7 +126,7 @@ def _fail(error: BaseException | str) -> NoReturn:
 def train_command(ctx: click.Context, roots: tuple[Path, ...], out: Path, resume: bool,
                   **values: Any) -> None:  # fmt: skip
     """Train SimSwap on identity folders; Ctrl-C saves a checkpoint, --resume continues."""
-    from .swap import data, train
+    from reelface.swap import data, train
 
     given = tuple(
         name for name in (*_PLAIN, "arcface", "no_amp", *_LAMBDAS)
@@ -167,7 +163,7 @@ def _field(name: str) -> str:
 def _check_gpus(options: Any) -> None:
     import torch
 
-    from .swap.train import TrainError
+    from reelface.swap.train import TrainError
 
     if options.device.startswith("cpu"):
         return  # CPU processes on the gloo backend (tests, debugging)
@@ -181,85 +177,6 @@ def _check_gpus(options: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # swap
-
-
-@dataclass(frozen=True)
-class SwapOptions:
-    """One single-pair swap."""
-
-    model: Path
-    source: Path
-    target: Path
-    out: Path
-    arcface: Path | None = None  # default: the file the checkpoint was trained with
-    trust_pickle: bool = False
-    models: str | None = None
-    device: str | None = None
-    crop_out: Path | None = None
-    simswap_io: str | None = None  # a SimSwap file's I/O convention; None probes for it
-
-
-class SwapError(ReelfaceError, RuntimeError):
-    """The swap cannot run; the message names the file and the fix."""
-
-
-def run_swap(options: SwapOptions) -> list[str]:
-    """Detect, align, swap, paste back and write options.out; returns notes for the user."""
-    from . import align, evaluate
-    from .models import registry
-    from .swap import checkpoint, identity, paste
-    from .swap.train import write_png
-
-    ckpt = checkpoint.load(options.model, options.device, options.simswap_io)
-    arcface = options.arcface or ckpt.identity.get("path")
-    if not arcface:
-        raise SwapError(f"{options.model}: records no ArcFace file; pass --arcface FILE")
-    if not Path(arcface).is_file():
-        raise SwapError(
-            f"{options.model}: was trained with ArcFace {arcface}, which is gone; pass --arcface"
-        )
-    id_net = identity.load_identity(Path(arcface), options.trust_pickle, options.device)
-    notes = []
-    if id_net.dim != ckpt.config.id_dim:
-        raise SwapError(
-            f"{arcface}: gives {id_net.dim}-d vectors, the generator takes "
-            f"{ckpt.config.id_dim}-d; pass the ArcFace it was trained with"
-        )
-    if ckpt.identity.get("sha256") and ckpt.identity["sha256"] != id_net.sha256:
-        notes.append(f"{arcface} is not the ArcFace the generator was trained with")
-    detector, _ = registry.load(registry.float32(config_mod.Config()), options.models)
-    photos = [evaluate.Photo(Path(options.source)), evaluate.Photo(Path(options.target))]
-    evaluate.locate(detector, photos)
-    for photo in photos:
-        if photo.problem:
-            raise SwapError(f"{photo.path}: {photo.problem}; give a photo with a visible face")
-        if photo.faces > 1:
-            notes.append(f"{photo.path.name}: {photo.faces} faces, the largest used")
-    size = ckpt.config.image_size
-    template = evaluate.TEMPLATES[ckpt.config.alignment].scaled(size)
-    source, target = photos
-    src_crop = evaluate.aligned_crop(source, template, size)
-    matrix = align.align_matrix(target.face.landmarks, template, size)
-    tgt_crop = align.warp(target.image, matrix, size)
-    z = id_net.embed(src_crop[None], template)
-    swapper = evaluate.GeneratorSwapper("model", ckpt)
-    result = swapper.swap(tgt_crop[None], src_crop[None], np.asarray(z, np.float32))[0]
-    if options.crop_out:
-        write_png(Path(options.crop_out), result)
-    _write_image(Path(options.out), paste.paste_back(target.image, result, matrix))
-    return notes
-
-
-def _write_image(path: Path, rgb: np.ndarray) -> None:
-    import cv2
-
-    from .swap.train import _atomic
-
-    suffix = path.suffix.lower() if path.suffix.lower() in (".png", ".jpg", ".jpeg") else ".png"
-    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise SwapError(f"{path}: cannot encode the image; use a .png or .jpg name")
-    _atomic(path, lambda tmp: tmp.write_bytes(encoded.tobytes()))
 
 
 @click.command("swap")
@@ -328,7 +245,7 @@ def export_model_command(run: Path, out: Path) -> None:
     """Export RUN's generator (RUN/generator.pt, RUN/latest.pt or a checkpoint file) for SimSwap."""
     import torch
 
-    from .swap import checkpoint, simswap, train
+    from reelface.swap import checkpoint, simswap, train
 
     source = next((p for p in (run / train.GENERATOR, run / train.LATEST) if p.is_file()), run)
     try:

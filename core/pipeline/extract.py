@@ -6,14 +6,11 @@ import contextlib
 import errno
 import json
 import math
-import os
 import queue
-import re
 import shutil
 import sqlite3
 import threading
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,17 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import align, catalogue, decode, detect, quality
-from .config import Config
-from .errors import ReelfaceError
-from .models.base import Detection, Detector, Embedder
-from .thumbs import thumb_path, thumbs_of, write_thumb
-from .workspace import Workspace
-
-try:  # fpng: a fast lossless PNG writer (MIT); wheels exist for the common platforms only
-    import fpng as _fpng
-except ImportError:  # pragma: no cover
-    _fpng = None
+from reelface import catalogue, io, workspace
+from reelface.config import Config
+from reelface.errors import ReelfaceError
+from reelface.models.base import Detection, Detector, Embedder
+from reelface.pipeline import align, decode, detect, quality
+from reelface.pipeline.thumbs import thumb_path, thumbs_of, write_thumb
+from reelface.workspace import Workspace
 
 # A coarse detection may be off by this much in scale; faces that might still pass are refined.
 COARSE_SLACK = 1.3
@@ -120,40 +113,8 @@ class Result:
     stats: Stats
 
 
-def slugify(path: Path, content_hash: str) -> str:
-    """A folder name from the file name (ASCII, short) plus a hash prefix so names never collide."""
-    stem = unicodedata.normalize("NFKD", path.stem).encode("ascii", "ignore").decode()
-    stem = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower()[:48] or "film"
-    return f"{stem}-{content_hash[:8]}"
-
-
 def crop_name(frame: int, slot: int) -> str:
     return f"{frame:07d}_{slot}.png"
-
-
-def encode_png(rgb: np.ndarray, compression: int) -> bytes:
-    """Lossless PNG bytes: fpng where installed (6× faster than zlib level 1), else OpenCV."""
-    if _fpng is not None:
-        return _fpng.from_ndarray(np.ascontiguousarray(rgb))
-    ok, data = cv2.imencode(
-        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression]
-    )
-    if not ok:
-        raise ExtractError("OpenCV could not encode a crop as PNG")
-    return data.tobytes()
-
-
-def write_png(path: Path, rgb: np.ndarray, compression: int) -> None:
-    """Encode and write atomically: a temp name in the same folder, then rename."""
-    data = encode_png(rgb, compression)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class Extractor:
@@ -292,7 +253,7 @@ class Extractor:
     def _write(self, path: Path, crop: np.ndarray, analysis: np.ndarray) -> None:
         # The preview first: a crop on disk always has its thumbnail.
         write_thumb(thumb_path(self.ws.root, str(path.relative_to(self.ws.root))), analysis)
-        write_png(path, crop, self.config.extract.png_compression)
+        io.atomic_write(path, io.encode_png_fast(crop, self.config.extract.png_compression))
 
     # -- one film --------------------------------------------------------------------------------
 
@@ -312,7 +273,7 @@ class Extractor:
         force: bool = False,
         progress: Callable[[int, Stats], None] | None = None,
         stop: threading.Event | None = None,
-        info: catalogue.FilmInfo | None = None,
+        info: decode.FilmInfo | None = None,
     ) -> Result:
         """Extract one film or image folder into the workspace, resuming where a run stopped."""
         info = info or decode.probe(source)
@@ -322,12 +283,12 @@ class Extractor:
         finally:
             conn.close()
 
-    def _prepare(self, conn, info: catalogue.FilmInfo, force: bool) -> tuple[int, str, int, bool]:
+    def _prepare(self, conn, info: decode.FilmInfo, force: bool) -> tuple[int, str, int, bool]:
         """Film row id, slug, last frame committed, and whether it is already done."""
         params = self.params()
         row = catalogue.find_film(conn, info.content_hash)
         if row is None:
-            slug = slugify(Path(info.path), info.content_hash)
+            slug = workspace.slugify(Path(info.path), info.content_hash)
             return catalogue.add_film(conn, info, slug, params), slug, -1, False
         film_id, slug = int(row["id"]), str(row["slug"])
         if force:
@@ -444,7 +405,7 @@ class Extractor:
         return Result(film_id, slug, "stopped" if stopped else "done", faces_dir, stats)
 
     def _batches(
-        self, info: catalogue.FilmInfo, last: int, stats: Stats, stop: threading.Event | None
+        self, info: decode.FilmInfo, last: int, stats: Stats, stop: threading.Event | None
     ) -> Iterator[list[decode.Frame]]:
         """Sampled frames in batches, decoded while the previous batches are analysed."""
         ext, path = self.config.extract, Path(info.path)

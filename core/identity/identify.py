@@ -10,10 +10,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import cluster, decisions
-from .catalogue import transaction
-from .config import ClusterConfig
-from .errors import ReelfaceError
+from reelface.catalogue import transaction
+from reelface.config import ClusterConfig
+from reelface.errors import ReelfaceError
+from reelface.identity import cluster, decisions
 
 
 class ClusterError(ReelfaceError, ValueError):

@@ -12,9 +12,7 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
-import shutil
 import sqlite3
 import time
 import zipfile
@@ -24,16 +22,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import align, decisions
-from .catalogue import transaction
-from .config import Config
-from .errors import ReelfaceError
+from reelface.catalogue import transaction
+from reelface.config import Config
+from reelface.errors import ReelfaceError
+from reelface.identity import decisions
+from reelface.io import atomic_folder, encode
+from reelface.pipeline import align
 
 FORMAT = "reelface-export"
 FFHQ_DIR = "ffhq"
 ARCFACE_DIR = "arcface224"
 ARCFACE_SIZE = 224
 JPEG_QUALITY = 95
+# Encoder setting per format: JPEG quality, PNG zlib level.
+_QUALITY = {"jpg": JPEG_QUALITY, "png": 6}
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no wall-clock in the archive
 
 
@@ -108,39 +110,8 @@ def select(
     return {k: sorted(v, key=lambda r: r["id"]) for k, v in sorted(chosen.items())}, st
 
 
-def _encode(rgb: np.ndarray, image_format: str) -> bytes:
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if image_format == "jpg":
-        ok, data = cv2.imencode(
-            ".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_OPTIMIZE, 0]
-        )
-    else:
-        ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6])
-    if not ok:
-        raise ExportError(f"cannot encode a {image_format} image")
-    return data.tobytes()
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def _publish(out: Path, fill):
-    """Build a folder under a hidden temp name beside `out`, then rename it into place.
-
-    `out` must be absent or empty; a failure leaves neither `out` nor the temp folder.
-    """
-    tmp = out.parent / f".{out.name}.part-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        result = fill(tmp)
-        if out.exists():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return result
 
 
 def export(
@@ -168,7 +139,7 @@ def export(
                     f"`reelface extract {row['film_path']} --force`"
                 )
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = _publish(out, lambda tmp: _write(ws_root, tmp, chosen, st, config, options))
+    result = atomic_folder(out, lambda tmp: _write(ws_root, tmp, chosen, st, config, options))
     result.path = out
     if result.zip_path is not None:
         result.zip_path = out / result.zip_path.name
@@ -224,7 +195,9 @@ def _write(
                     rgb, np.array(json.loads(row["landmarks_crop"])), align.ARCFACE, ARCFACE_SIZE
                 )
                 rel = f"{ARCFACE_DIR}/{folder}/{stem}.{options.image_format}"
-                files[rel] = _encode(small, options.image_format)
+                files[rel] = encode(
+                    small, f".{options.image_format}", _QUALITY[options.image_format]
+                )
                 outputs[ARCFACE_DIR] = rel
             verdict = st.verdict.get(row["id"])
             entries.append(
@@ -413,7 +386,7 @@ def train_root(out: Path, exports: list[Path], vggface: Path | None = None) -> d
         for name, target in sorted(links.items()):
             (tmp / name).symlink_to(target, target_is_directory=True)
 
-    _publish(out, link)
+    atomic_folder(out, link)
     ours = len(links) - (
         sum(1 for c in vggface.iterdir() if c.is_dir()) if vggface is not None else 0
     )

@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import align, decode, detect
-from .config import ExtractConfig
-from .errors import ReelfaceError
-from .models.base import AlignTemplate, Detection, Detector
+from reelface.config import ExtractConfig
+from reelface.errors import ReelfaceError
+from reelface.models.base import AlignTemplate, Detection, Detector
+from reelface.pipeline import align, decode, detect
 
 PAIR_NAME = re.compile(r"^(source|target)_(\d+)$", re.IGNORECASE)
 PROTOCOL_PAIRS = 20
@@ -71,7 +71,7 @@ class GeneratorSwapper:
     def swap(self, targets: np.ndarray, sources: np.ndarray, ids: np.ndarray) -> np.ndarray:
         import torch
 
-        from .swap import convention
+        from reelface.swap import convention
 
         model = self.checkpoint.model
         device = next(model.parameters()).device

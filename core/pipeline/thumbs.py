@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from reelface import io
 
 SIZE = 128  # enough for a 60-cell-wide half-block preview; a thumbnail is ~6 KB
 QUALITY = 90
@@ -25,19 +26,7 @@ def thumb_path(root: Path, crop_path: str) -> Path:
 def write_thumb(path: Path, rgb: np.ndarray) -> None:
     """Shrink an RGB crop to SIZE and write it as JPEG, atomically."""
     small = cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(
-        ".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, QUALITY]
-    )
-    if not ok:
-        raise OSError(f"cannot encode a thumbnail for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    io.write_image(path, small, QUALITY)
 
 
 def load_thumb(root: Path, crop_path: str) -> np.ndarray:

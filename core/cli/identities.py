@@ -10,14 +10,15 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from . import catalogue, decisions, identify
-from . import export as export_mod
-from .cli import _workspace, main, out
-from .workspace import WorkspaceError
+from reelface import catalogue
+from reelface.cli.group import main, open_workspace, out
+from reelface.dataset import export as export_mod
+from reelface.identity import decisions, identify
+from reelface.workspace import WorkspaceError
 
 
 def _open(ctx: click.Context):
-    ws = _workspace(ctx, create=False)
+    ws = open_workspace(ctx, create=False)
     return ws, catalogue.open_catalogue(ws.catalogue_path)
 
 
@@ -259,11 +260,11 @@ def import_cmd(ctx, archives, group, size, pack, as_json) -> None:
     """Import groups' identity-foldered zips (or our exports): dedupe, extract, suggest links."""
     from dataclasses import replace
 
-    from . import importer
-    from .extract import Extractor
-    from .models import registry
+    from reelface.dataset import importer
+    from reelface.models import registry
+    from reelface.pipeline.extract import Extractor
 
-    ws = _workspace(ctx)
+    ws = open_workspace(ctx)
     cfg = ws.config()
     cfg = replace(cfg, extract=replace(cfg.extract, size=size or cfg.extract.size))
     detector, embedder = registry.load(cfg, pack)

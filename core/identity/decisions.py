@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalogue import transaction
-from .errors import ReelfaceError
+from reelface.catalogue import transaction
+from reelface.errors import ReelfaceError
 
 FACE_KINDS = ("keep", "discard", "reassign", "split")
 KINDS = (*FACE_KINDS, "merge", "name", "reject_link")

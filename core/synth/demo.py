@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synth
-from .workspace import Workspace
+from reelface import synth
+from reelface.workspace import Workspace
 
 # Faces of t1.jpg that are well measured (frontal) and distinct people.
 T1_FACES = (0, 2, 3)
@@ -44,8 +44,8 @@ def sample_cast(models_dir: Path) -> list[Person]:
 
     Their landmarks come from the float32 detector, so the demo needs nothing else installed.
     """
-    from .models import install
-    from .models.scrfd import ScrfdDetector
+    from reelface.models import install
+    from reelface.models.scrfd import ScrfdDetector
 
     detector = ScrfdDetector(install.detector_path(models_dir))
     people = []

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .catalogue import transaction
-from .errors import ReelfaceError
+from reelface.catalogue import transaction
+from reelface.errors import ReelfaceError
 
 KINDS = ("extract", "cluster", "export", "train", "evaluate")
 STATES = ("queued", "running", "done", "failed", "cancelled")

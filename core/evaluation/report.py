@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,9 @@ import cv2
 import numpy as np
 from rich.table import Table
 
-from .evaluate import DIRECTIONS, Report
-from .swap import convention
+from reelface.evaluation.evaluate import DIRECTIONS, Report
+from reelface.io import atomic_write, encode
+from reelface.swap import convention
 
 SHORT = {"source_to_target": "s→t", "target_to_source": "t→s"}
 GRID_TILE = 160  # px per tile: 20 rows stay under 3400 px tall
@@ -140,30 +140,17 @@ def grid(report: Report, methods: list[str] | None = None) -> np.ndarray | None:
     return np.concatenate(rows, axis=0) if rows else None
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _png(image: np.ndarray) -> bytes:
-    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError("PNG encoding failed")
-    return data.tobytes()
-
-
 def write(report: Report, out: Path, extra: dict[str, Any] | None = None) -> dict[str, Path]:
     """report.json, report.csv, grid.png and crops/<method>/NN_*.png under `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "report.json", "csv": out / "report.csv", "grid": out / "grid.png"}
     data = {**to_json(report), **(extra or {})}
-    _atomic_bytes(paths["json"], (json.dumps(data, indent=2) + "\n").encode())
-    _atomic_bytes(paths["csv"], to_csv(report).encode())
+    atomic_write(paths["json"], (json.dumps(data, indent=2) + "\n").encode())
+    atomic_write(paths["csv"], to_csv(report).encode())
     picture = grid(report)
     if picture is not None:
-        _atomic_bytes(paths["grid"], _png(picture))
+        atomic_write(paths["grid"], encode(picture))
     for method, results in report.results.items():
         folder = out / "crops" / method.replace(" ", "_").replace("/", "_")
         folder.mkdir(parents=True, exist_ok=True)
@@ -174,6 +161,6 @@ def write(report: Report, out: Path, extra: dict[str, Any] | None = None) -> dic
                 ("source_on_target", r.source_on_target),
                 ("target_on_source", r.target_on_source),
             ):
-                _atomic_bytes(folder / f"{number}_{name}.png", _png(crop))
+                atomic_write(folder / f"{number}_{name}.png", encode(crop))
     paths["crops"] = out / "crops"
     return paths

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from . import align
-from .models.base import AlignTemplate
+from reelface.models.base import AlignTemplate
+from reelface.pipeline import align
 
 # Sharpness is measured on the face alone, grey, at this fixed scale, so one threshold means the
 # same whatever the output size or the face's size in the film.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .models.base import AlignTemplate
+from reelface.models.base import AlignTemplate
 
 # FFHQ's five-point template in 512 px coordinates (eye centres, nose tip, mouth corners), the
 # one the lab's tools and FFHQ-style data sets use; it scales linearly to any crop size.

@@ -24,13 +24,16 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from . import catalogue, cluster, decisions, decode, identify
-from .catalogue import transaction
-from .errors import ReelfaceError
-from .export import ARCFACE_DIR, FFHQ_DIR, FORMAT
-from .extract import Extractor, slugify
-from .thumbs import thumbs_of
-from .workspace import Workspace
+from reelface import catalogue
+from reelface.catalogue import transaction
+from reelface.dataset.export import ARCFACE_DIR, FFHQ_DIR, FORMAT
+from reelface.errors import ReelfaceError
+from reelface.identity import cluster, decisions, identify
+from reelface.io import sha256_file, temp_name
+from reelface.pipeline import decode
+from reelface.pipeline.extract import Extractor
+from reelface.pipeline.thumbs import thumbs_of
+from reelface.workspace import Workspace, slugify
 
 IMPORTS_DIR = "imports"
 METHOD = "import"  # cluster_runs.method of the assignments an import records
@@ -92,14 +95,6 @@ class ImportResult:
     no_face: int = 0  # images where no face large enough was found
     ignored: int = 0  # other entries (manifests, 224 copies, text files…)
     links: list[tuple[int, int, float]] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +353,7 @@ def _import(ws, conn, extractor, archive, digest, slug, group, zf, plan) -> Impo
     root = ws.root / IMPORTS_DIR
     root.mkdir(exist_ok=True)
     final = root / slug
-    tmp = root / f".{slug}.part-{os.getpid()}"
+    tmp = temp_name(final)
     shutil.rmtree(tmp, ignore_errors=True)
     made_films: list[tuple[int, str]] = []
     try:

@@ -1,17 +1,25 @@
-"""Each job kind as one function of a workspace and the job's JSON parameters.
+"""Each job kind as one function of a workspace and the job's JSON parameters: the one table.
 
-The daemon runs queued jobs through these, so a job means exactly what the CLI command means.
+The daemon runs queued jobs through `run`, so a job means exactly what the CLI command means.
+Extraction is the daemon's own (it shares loaded models between jobs), so it is not listed here.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import catalogue, identify
-from .workspace import Workspace, WorkspaceError
+from reelface import catalogue
+from reelface.errors import ReelfaceError
+from reelface.identity import identify
+from reelface.workspace import Workspace, WorkspaceError
+
+
+class NotAvailable(ReelfaceError, RuntimeError):
+    """A job kind or parameter this reelface cannot run; the message names the fix."""
 
 
 def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
@@ -47,7 +55,7 @@ def export(
     identities: list[int] | None = None,
 ) -> dict[str, Any]:
     """Write an identity-foldered data set, as `reelface export OUT`."""
-    from . import export as export_mod
+    from reelface.dataset import export as export_mod
 
     options = export_mod.ExportOptions(
         reviewed_only=reviewed_only,
@@ -79,7 +87,7 @@ def evaluate(
     device: str | None = None,
 ) -> dict[str, Any]:
     """Score a generator checkpoint on a test set, as `reelface eval`."""
-    from .cli_eval import EvalOptions, run_eval
+    from reelface.evaluation.run import EvalOptions, run_eval
 
     del ws  # the evaluation reads only the files it is given
     report, files = run_eval(
@@ -107,7 +115,7 @@ def train(
     **options: Any,
 ) -> dict[str, Any]:
     """Train SimSwap on identity folders, as `reelface train` (--gpus N starts torchrun)."""
-    from .swap import train as train_mod
+    from reelface.swap import train as train_mod
 
     del ws  # training reads only the roots it is given
     given = (*options, "data", "arcface") if resume else ()
@@ -125,3 +133,35 @@ def train(
             report(step / steps)
 
     return {"checkpoint": str(train_mod.run(opts, state, progress))}
+
+
+TASKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "cluster": cluster,
+    "export": export,
+    "evaluate": evaluate,
+    "train": train,
+}
+
+
+def run(
+    kind: str,
+    ws: Workspace,
+    params: dict[str, Any],
+    report: Callable[[float], None] | None = None,
+    gpu: int | None = None,
+) -> dict[str, Any]:
+    """Run a non-extraction job in this process, on GPU `gpu` when the task can use one."""
+    task = TASKS.get(kind)
+    if task is None:
+        raise NotAvailable(f"{kind} jobs are not available in this reelface (update it)")
+    accepts = inspect.signature(task).parameters
+    if gpu is not None and "device" in accepts and not params.get("device"):
+        params = {**params, "device": f"cuda:{gpu}"}
+    if report is not None and "report" in accepts:
+        params = {**params, "report": report}
+    try:
+        inspect.signature(task).bind(ws, **params)
+    except TypeError as error:
+        # A job queued with parameters the task does not take: say which, in one line.
+        raise NotAvailable(f"{kind} job parameters do not fit: {error}") from None
+    return task(ws, **params)

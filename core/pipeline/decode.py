@@ -14,9 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import bitstream
-from .catalogue import FilmInfo
-from .errors import ReelfaceError
+from reelface.errors import ReelfaceError
+from reelface.pipeline import bitstream
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 HASH_CHUNK = 8 << 20
@@ -59,6 +58,22 @@ class Frame:
 
 
 _reformatters = threading.local()
+
+
+@dataclass(frozen=True)
+class FilmInfo:
+    """What probing a source tells before extraction."""
+
+    path: str
+    kind: str
+    size_bytes: int
+    content_hash: str
+    duration: float | None
+    fps: float | None
+    width: int | None
+    height: int | None
+    codec: str | None
+    frames_total: int | None
 
 
 def _reformatter():  # -> av.video.reformatter.VideoReformatter

@@ -1,0 +1,116 @@
+"""The `reelface` group and what its commands share: workspace, output, one-line errors."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from reelface import config as config_mod
+from reelface import errors
+from reelface import workspace as workspace_mod
+from reelface.workspace import Workspace
+
+# SimSwap's 224 network files share every parameter name, so only their I/O tells them apart:
+# the released "people" model (fs_networks) takes [0, 1] and ends in Tanh, its current trainer's
+# (fs_networks_fix) takes ImageNet-normalised input. Unset, a probe decides (swap/simswap.py).
+SIMSWAP_IO = click.option(
+    "--simswap-io",
+    type=click.Choice(["unit", "imagenet"]),
+    default=None,
+    help="A SimSwap generator file's input: unit ([0, 1], the released 'people' model) or "
+    "imagenet (SimSwap's current trainer). Default: probed from the weights.",
+)
+
+console = Console(stderr=True)
+out = Console()
+
+
+def print_error(error: BaseException) -> None:
+    """One of reelface's errors as the one line `reelface: error: …` on stderr."""
+    # Escaped: messages quote config sections like [extract], which are not markup.
+    console.print(
+        f"[bold red]reelface: error:[/] {escape(errors.one_line(error))}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def fail(error: BaseException) -> NoReturn:
+    """Print one of reelface's errors as its one line and exit 2 (commands run on their own too)."""
+    print_error(error)
+    sys.exit(2)
+
+
+class ReelfaceGroup(click.Group):
+    """Turns the project's own errors into one line and exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            # Every error class reelface defines (errors.is_own), so none can be left off a list.
+            if not errors.is_own(error):
+                raise
+            fail(error)
+        except KeyboardInterrupt:
+            console.print("reelface: interrupted; run the same command again to resume")
+            sys.exit(130)
+
+
+@click.group(cls=ReelfaceGroup)
+@click.option(
+    "-w",
+    "--workspace",
+    type=click.Path(path_type=Path),
+    help="Workspace folder. Without it: $REELFACE_WORKSPACE, else the nearest folder upward "
+    "from here holding reelface.toml (as git finds a repository), else "
+    "~/.local/share/reelface/workspace.",
+)
+@click.version_option(package_name="reelface")
+@click.pass_context
+def main(ctx: click.Context, workspace: Path | None) -> None:
+    """reelface: films in, aligned and identity-organised face data sets out."""
+    # Only -w itself: $REELFACE_WORKSPACE and the search upward are workspace.locate's, so the
+    # daemon and the TUI, handed this None, find the same workspace and can say how.
+    ctx.obj = workspace
+
+
+def announce(ctx: click.Context, ws: Workspace) -> None:
+    """Print, once per command, which workspace it uses and how it was found (dim, on stderr)."""
+    meta = ctx.find_root().meta
+    if meta.get("reelface.announced"):
+        return
+    meta["reelface.announced"] = True
+    # Under --json only on a terminal: captured output (2>&1, test runners) stays pure JSON.
+    if _wants_json(ctx) and not console.is_terminal:
+        return
+    console.print(workspace_mod.describe(ws), style="dim", highlight=False, soft_wrap=True)
+
+
+def _wants_json(ctx: click.Context | None) -> bool:
+    while ctx is not None:
+        if ctx.params.get("as_json"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def open_workspace(ctx: click.Context, create: bool = True) -> Workspace:
+    """The command's workspace (see workspace.locate), named on the first output line."""
+    ws = workspace_mod.open_workspace(ctx.obj, create=create)
+    announce(ctx, ws)
+    return ws
+
+
+def config_of(ctx: click.Context) -> config_mod.Config:
+    """The workspace's config when there is one (it may name the models' folder), else defaults."""
+    ws = Workspace(*workspace_mod.locate(ctx.obj))
+    if not ws.exists():
+        return config_mod.Config()
+    announce(ctx, ws)
+    return ws.config()

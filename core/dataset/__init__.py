@@ -1,0 +1,1 @@
+"""People → data sets: export identity folders, import other groups' zips, training roots."""

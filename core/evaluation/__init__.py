@@ -1,0 +1,1 @@
+"""Generators → scores: the lab's ArcFace protocol, its report, and one-pair swaps."""

@@ -1,0 +1,1 @@
+"""Faces → people: cluster embeddings, fold clusters and decisions into identities."""
