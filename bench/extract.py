@@ -151,7 +151,8 @@ def reelface_run(
     )
     detector, embedder = registry.load(cfg)
     started = time.perf_counter()
-    result = Extractor(ws, cfg, detector, embedder).run(film)
+    with Extractor(ws, cfg, detector, embedder) as extractor:
+        result = extractor.run(film)
     seconds = time.perf_counter() - started
     s = result.stats
     return {

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import backups
 from . import config as config_mod
 from .config import Config
 from .errors import ReelfaceError
@@ -55,6 +56,13 @@ class Workspace:
 
     def exists(self) -> bool:
         return self.config_path.is_file()
+
+    def holds_work(self) -> bool:
+        """Whether anything here depends on the catalogue: extracted films or backups of it."""
+        return any(
+            folder.is_dir() and any(folder.iterdir())
+            for folder in (self.films, backups.folder(self.root))
+        )
 
 
 def xdg_root() -> Path:
@@ -116,6 +124,8 @@ def init(root: Path) -> Workspace:
             f"cannot create workspace {ws.root}: {error.strerror or error} "
             "(choose a writable folder with --workspace or REELFACE_WORKSPACE)"
         ) from error
+    if ws.catalogue_path.exists() or ws.holds_work():
+        backups.check(ws.root, ws.catalogue_path)  # `init` on a workspace never resets it
     catalogue.open_catalogue(ws.catalogue_path).close()
     return ws
 
@@ -125,7 +135,10 @@ def open_workspace(root: Path | None, create: bool = True) -> Workspace:
     path, how = locate(root)
     ws = Workspace(path, how)
     if ws.exists():
-        return ws
+        if ws.catalogue_path.exists() or ws.holds_work():
+            backups.check(ws.root, ws.catalogue_path)
+            return ws
+        return Workspace(init(ws.root).root, how)  # made but never used: nothing to lose
     if not create:
         elsewhere = ", or cd into a workspace, or pass -w FOLDER" if how == FROM_DEFAULT else ""
         raise WorkspaceError(

@@ -37,11 +37,8 @@ def _extract_task(ws_root: str, rel_path: str) -> tuple[str, int | None, str | N
     config = core_config(ws)
     try:
         detector, embedder = registry.load(config)
-        extractor = Extractor(ws, config, detector, embedder)
-        try:
+        with Extractor(ws, config, detector, embedder) as extractor:
             result = extractor.run(ws.root / rel_path)
-        finally:
-            extractor.writer.shutdown(wait=True)
     except Exception as error:
         if not errors.is_own(error):
             raise

@@ -14,7 +14,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from reelface import catalogue, errors, jobs
+from reelface import backups, catalogue, errors, jobs
 from reelface.jobs import Job
 from reelface.workspace import Workspace
 
@@ -44,12 +44,15 @@ class Daemon:
     stopping: threading.Event = field(default_factory=threading.Event)
     running: dict[int, Running] = field(default_factory=dict)
     worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    next_backup: float = 0.0  # monotonic time of the next look at whether a backup is due
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def run(self) -> None:
         lock = PidLock(pid_path(self.ws))
         lock.acquire()
+        # A lost catalogue stops the daemon too, rather than being replaced by an empty one.
+        backups.check(self.ws.root, self.ws.catalogue_path)
         conn = catalogue.open_catalogue(self.ws.catalogue_path)
         ray = None
         try:
@@ -166,6 +169,11 @@ class Daemon:
     # -- jobs ------------------------------------------------------------------------------------
 
     def _tick(self, conn: sqlite3.Connection, inbox: Inbox) -> None:
+        if time.monotonic() >= self.next_backup:  # at start, then at most hourly
+            self.next_backup = time.monotonic() + 60.0
+            made = backups.backup_if_due(self.ws.root, self.ws.catalogue_path)
+            if made is not None:
+                self.log.info("catalogue backed up to %s", made)
         try:
             inbox.tick()
         except Exception as error:  # never let one odd file stop the service

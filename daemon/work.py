@@ -66,7 +66,6 @@ def extract(
     source = film_source(ws, job)
     info = decode.probe(source)
     detector, embedder = models.get(gpu)
-    extractor = Extractor(ws, config, detector, embedder)
     total = info.frames_total or 0
     last = [0.0]
     film_id: list[int | None] = [None]
@@ -80,10 +79,8 @@ def extract(
             film_id[0] = film_id_for(ws, info.content_hash)
         report((frame + 1) / total if total else 0.0, film_id[0])
 
-    try:
+    with Extractor(ws, config, detector, embedder) as extractor:
         result = extractor.run(source, progress=progress, stop=stop, info=info)
-    finally:
-        extractor.writer.shutdown(wait=True)
     if result.state == "stopped":
         return "stopped"
     if note is not None:

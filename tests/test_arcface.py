@@ -189,3 +189,38 @@ def test_embedding_follows_the_protocol(tmp_path: Path) -> None:
 
     got = judge.embed(crops, align.ARCFACE.scaled(224))
     assert np.allclose(got, expected, atol=1e-5)
+
+
+class _Scripted(torch.nn.Module):
+    """A scripted module whose __setstate__ writes a file: TorchScript runs it on load."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    @torch.jit.export
+    def __getstate__(self) -> tuple[str, bool]:
+        return (self.marker, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[str, bool]) -> None:
+        self.marker = state[0]
+        self.training = state[1]
+        torch.save(torch.zeros(1), state[0])  # the side effect a hostile file would have
+
+
+def test_a_torchscript_file_runs_nothing_without_trust(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "arcface.pt"
+    torch.jit.save(torch.jit.script(_Scripted(str(marker))), str(path))
+    torch.jit.load(str(path))  # the fixture is a real threat: loading it runs __setstate__
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(ModelError, match="TorchScript archive.*--trust-pickle"):
+        identity.load_identity(path, device="cpu")
+    with pytest.raises(Exception, match="TorchScript archive"):
+        safe_load.load_safe(path)
+    assert not marker.exists()

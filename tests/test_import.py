@@ -182,7 +182,7 @@ def test_a_failure_midway_undoes_the_import(exported, tmp_path: Path) -> None:
         return real(*args, **kwargs)
 
     extractor.run = flaky
-    with pytest.raises(OSError):
+    with extractor, pytest.raises(OSError):
         importer.import_archive(ws, extractor, archive)
     assert len(calls) == 2
     assert not list((ws.root / "imports").iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from reelface import workspace as workspace_mod
 from reelface.cli.group import announce, config_of, console, main, open_workspace, out
 from reelface.identity import decisions
 from reelface.pipeline.extract import Extractor, Result, Stats
-from reelface.workspace import Workspace, WorkspaceError
+from reelface.workspace import Workspace
 
 
 @main.command()
@@ -116,10 +117,8 @@ def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as
         ),
     )
     detector, embedder = registry.load(cfg, pack)
-    extractor = Extractor(ws, cfg, detector, embedder)
-    results = []
-    for source in sources:
-        results.append(_extract_one(extractor, source, force, as_json))
+    with Extractor(ws, cfg, detector, embedder) as extractor:
+        results = [_extract_one(extractor, source, force, as_json) for source in sources]
     if as_json:
         out.print_json(json.dumps([_result_json(r) for r in results]))
     else:
@@ -256,17 +255,10 @@ def films(ctx: click.Context, as_json: bool) -> None:
 def faces(ctx: click.Context, film: str | None, as_json: bool) -> None:
     """List faces with their source, geometry, measures, reasons and crop path."""
     ws = open_workspace(ctx, create=False)
-    conn = catalogue.open_catalogue(ws.catalogue_path)
-    film_id = None
-    if film is not None:
-        row = catalogue.film_by_ref(conn, film)
-        if row is None:
-            conn.close()
-            raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
-        film_id = int(row["id"])
-    rows = catalogue.faces(conn, film_id)
-    views = decisions.view(conn)
-    conn.close()
+    with closing(catalogue.open_catalogue(ws.catalogue_path)) as conn:
+        film_id = int(catalogue.film_or_fail(conn, film, ws.root)["id"]) if film else None
+        rows = catalogue.faces(conn, film_id)
+        views = decisions.view(conn)
     for row in rows:
         v = views[row["id"]]
         row["identity"], row["auto_identity"] = v.identity, v.auto_identity

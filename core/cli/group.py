@@ -10,8 +10,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from reelface import backups, errors
 from reelface import config as config_mod
-from reelface import errors
 from reelface import workspace as workspace_mod
 from reelface.workspace import Workspace
 
@@ -104,6 +104,8 @@ def open_workspace(ctx: click.Context, create: bool = True) -> Workspace:
     """The command's workspace (see workspace.locate), named on the first output line."""
     ws = workspace_mod.open_workspace(ctx.obj, create=create)
     announce(ctx, ws)
+    # After the command's own work, so a backup holds what it just wrote (at most hourly).
+    ctx.call_on_close(lambda: backups.backup_if_due(ws.root, ws.catalogue_path))
     return ws
 
 

@@ -14,7 +14,6 @@ from reelface import catalogue
 from reelface.cli.group import main, open_workspace, out
 from reelface.dataset import export as export_mod
 from reelface.identity import decisions, identify
-from reelface.workspace import WorkspaceError
 
 
 def _open(ctx: click.Context):
@@ -45,12 +44,7 @@ def cluster(
         else:
             if not films:
                 raise click.UsageError("name a film (id, slug or path) or use --all")
-            ids = []
-            for ref in films:
-                row = catalogue.film_by_ref(conn, ref)
-                if row is None:
-                    raise WorkspaceError(f"no film {ref!r} in {ws.root} (see `reelface films`)")
-                ids.append(int(row["id"]))
+            ids = [int(catalogue.film_or_fail(conn, ref, ws.root)["id"]) for ref in films]
         results = [identify.cluster_film(conn, i, ws.config().cluster, k, force) for i in ids]
     finally:
         conn.close()
@@ -268,8 +262,8 @@ def import_cmd(ctx, archives, group, size, pack, as_json) -> None:
     cfg = ws.config()
     cfg = replace(cfg, extract=replace(cfg.extract, size=size or cfg.extract.size))
     detector, embedder = registry.load(cfg, pack)
-    extractor = Extractor(ws, cfg, detector, embedder)
-    results = [importer.import_archive(ws, extractor, Path(a), group) for a in archives]
+    with Extractor(ws, cfg, detector, embedder) as extractor:
+        results = [importer.import_archive(ws, extractor, Path(a), group) for a in archives]
     if as_json:
         data = [
             {**asdict(r), "archive": str(r.archive), "folder": str(r.folder or "")} for r in results

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from reelface import catalogue
 from reelface.catalogue import transaction
 from reelface.config import ClusterConfig
 from reelface.errors import ReelfaceError
@@ -65,9 +66,7 @@ def cluster_film(
     force: bool = False,
 ) -> RunResult:
     """Cluster one film's faces, record the run and suggest links to other films' identities."""
-    film = conn.execute("SELECT * FROM films WHERE id = ?", (film_id,)).fetchone()
-    if film is None:
-        raise ClusterError(f"no film {film_id} (see `reelface films`)")
+    film = catalogue.film_or_fail(conn, str(film_id))
     if imported(conn, film_id) and not force:
         raise ClusterError(
             f"{film['slug']} holds a group's hand-sorted identities (imported); they are kept "

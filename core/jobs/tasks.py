@@ -15,7 +15,7 @@ from typing import Any
 from reelface import catalogue
 from reelface.errors import ReelfaceError
 from reelface.identity import identify
-from reelface.workspace import Workspace, WorkspaceError
+from reelface.workspace import Workspace
 
 
 class NotAvailable(ReelfaceError, RuntimeError):
@@ -26,9 +26,7 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
     """Cluster one film's faces (by slug, id or path), as `reelface cluster FILM`."""
     conn = catalogue.open_catalogue(ws.catalogue_path)
     try:
-        row = catalogue.film_by_ref(conn, str(film))
-        if row is None:
-            raise WorkspaceError(f"no film {film!r} in {ws.root} (see `reelface films`)")
+        row = catalogue.film_or_fail(conn, str(film), ws.root)
         film_id = int(row["id"])
         try:
             return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))

@@ -5,16 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
-import queue
 import shutil
 import sqlite3
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -22,9 +18,17 @@ import numpy as np
 
 from reelface import catalogue, io, workspace
 from reelface.config import Config
-from reelface.errors import ReelfaceError
 from reelface.models.base import Detection, Detector, Embedder
 from reelface.pipeline import align, decode, detect, quality
+from reelface.pipeline.prefetch import batches_of, read_ahead
+from reelface.pipeline.results import (
+    ExtractError,
+    Result,
+    Stats,
+    TooSmall,
+    crop_name,
+    small_faces_note,
+)
 from reelface.pipeline.thumbs import thumb_path, thumbs_of, write_thumb
 from reelface.workspace import Workspace
 
@@ -32,99 +36,27 @@ from reelface.workspace import Workspace
 COARSE_SLACK = 1.3
 
 
-class ExtractError(ReelfaceError, RuntimeError):
-    """Extraction cannot go on; the message names the file and the fix."""
-
-
-@dataclass
-class Stats:
-    """Counters and timings of one extraction run (this run only, not earlier resumed ones)."""
-
-    frames_sampled: int = 0
-    frames_reached: int = 0
-    faces_kept: int = 0
-    faces_flagged: int = 0
-    faces_small: int = 0
-    # The largest too-small face: its enlargement at this crop size and box width (frame px).
-    small_upscale: float = math.inf
-    small_width: float = 0.0
-    reasons: Counter = field(default_factory=Counter)
-    decode_seconds: float = 0.0
-    detect_seconds: float = 0.0
-    analyse_seconds: float = 0.0
-    write_seconds: float = 0.0
-    wall_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)  # things the user should know, one line each
-
-    def rates(self) -> dict[str, float]:
-        def per(count: float, seconds: float) -> float:
-            return count / seconds if seconds > 0 else 0.0
-
-        faces = self.faces_kept + self.faces_flagged
-        return {
-            "decode_frames_per_s": per(self.frames_reached, self.decode_seconds),
-            "detect_frames_per_s": per(self.frames_sampled, self.detect_seconds),
-            "frames_per_s": per(self.frames_sampled, self.wall_seconds),
-            "faces_per_s": per(faces, self.wall_seconds),
-        }
-
-
-@dataclass
-class TooSmall:
-    """Faces dropped as too small in a batch, and the largest of them (least enlarged)."""
-
-    count: int = 0
-    upscale: float = math.inf
-    width: float = 0.0
-
-    def add(self, upscale: float, box: np.ndarray) -> None:
-        self.count += 1
-        if upscale < self.upscale:
-            self.upscale, self.width = upscale, float(box[2] - box[0])
-
-
-def size_to_keep(size: int, upscale: float, max_upscale: float) -> int:
-    """The largest crop size (a multiple of 16) at which a face enlarged `upscale`× passes."""
-    # The enlargement scales with the crop size; 2 % spare for the refined landmarks moving.
-    return int(size * max_upscale / upscale * 0.98) // 16 * 16
-
-
-def small_faces_note(stats: Stats, size: int, max_upscale: float) -> str | None:
-    """When every face was too small: the largest one and the --size that would keep it."""
-    if stats.faces_kept + stats.faces_flagged or not stats.faces_small:
-        return None
-    largest = (
-        f"all {stats.faces_small} faces were too small for {size} px crops; the largest is "
-        f"{stats.small_width:.0f} px wide and would be enlarged {stats.small_upscale:.1f}× "
-        f"(at most {max_upscale:.2f}×)"
-    )
-    fits = size_to_keep(size, stats.small_upscale, max_upscale)
-    if fits < 64:  # the smallest --size the CLI takes
-        return f"{largest}; no --size keeps it: use a sharper source or lower --min-face"
-    return f"{largest}: --size {fits} would keep it"
-
-
-@dataclass(frozen=True)
-class Result:
-    film_id: int
-    slug: str
-    state: str  # done | skipped
-    output: Path
-    stats: Stats
-
-
-def crop_name(frame: int, slot: int) -> str:
-    return f"{frame:07d}_{slot}.png"
-
-
 class Extractor:
-    """Runs the extraction pipeline for one workspace with one pair of models."""
+    """Runs the extraction pipeline for one workspace with one pair of models.
+
+    A context manager: leaving it waits for the last crops to be written and stops the writers.
+    """
 
     def __init__(
         self, ws: Workspace, config: Config, detector: Detector, embedder: Embedder
     ) -> None:
         self.ws, self.config, self.detector, self.embedder = ws, config, detector, embedder
-        self.writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
+        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
+
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for queued crop writes and stop the writer threads."""
+        self._writer.shutdown(wait=True)
 
     # -- detection ---------------------------------------------------------------------------
 
@@ -302,22 +234,13 @@ class Extractor:
         return film_id, slug, int(row["last_frame"]), row["state"] == "done"
 
     def _reset(self, conn, film_id: int, slug: str, params: dict) -> None:
-        with catalogue.transaction(conn):
-            conn.execute("DELETE FROM faces WHERE film_id = ?", (film_id,))
-            conn.execute(
-                "UPDATE films SET last_frame = -1, frames_sampled = 0, faces_small = 0, "
-                "state = 'new', error = NULL, params = ? WHERE id = ?",
-                (json.dumps(params, sort_keys=True), film_id),
-            )
+        catalogue.reset_film(conn, film_id, params)
         shutil.rmtree(self.ws.film_dir(slug) / "faces", ignore_errors=True)
         shutil.rmtree(thumbs_of(self.ws.root, f"films/{slug}/faces"), ignore_errors=True)
 
     def _remove_orphans(self, conn, film_id: int, faces_dir: Path) -> None:
         """Crops written after the last commit of a killed run: they will be written again."""
-        known = {
-            Path(r[0]).name
-            for r in conn.execute("SELECT crop_path FROM faces WHERE film_id = ?", (film_id,))
-        }
+        known = catalogue.crop_names(conn, film_id)
         for item in faces_dir.iterdir():
             if item.name not in known:
                 item.unlink(missing_ok=True)
@@ -366,7 +289,7 @@ class Extractor:
                 records, writes, small = self.analyse(batch, faces_dir, slug)
                 stats.detect_seconds += time.perf_counter() - t
                 flush()  # the previous batch's crops were written while this one was analysed
-                futures = [self.writer.submit(self._write, *w) for w in writes]
+                futures = [self._writer.submit(self._write, *w) for w in writes]
                 pending = (records, futures, batch[-1].index, len(batch), small)
                 stats.frames_sampled += len(batch)
                 stats.frames_reached = batch[-1].index + 1
@@ -425,61 +348,9 @@ class Extractor:
                 path, ext.interval, side, last, ext.exact_frames, ext.decode_threading, hwaccel
             )
         try:
-            yield from _grouped(_threaded(frames, stats, ext.batch), ext.batch, stop)
+            yield from batches_of(read_ahead(frames, stats, ext.batch), ext.batch, stop)
         except decode.SourceError as error:
             raise decode.SourceError(f"{path}: decoding failed ({error})") from None
-
-
-def _grouped(
-    frames: Iterable[decode.Frame], size: int, stop: threading.Event | None
-) -> Iterator[list[decode.Frame]]:
-    """Frames in lists of `size`, the last one shorter; ends early once `stop` is set."""
-    batch: list[decode.Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-            if stop is not None and stop.is_set():
-                return
-    if batch:
-        yield batch
-
-
-def _threaded(frames: Iterator[decode.Frame], stats: Stats, batch: int) -> Iterator[decode.Frame]:
-    """`frames` produced on a background thread, two batches ahead of the consumer."""
-    feed: queue.Queue = queue.Queue(maxsize=2 * batch)
-    done = object()
-    halt = threading.Event()
-
-    def produce() -> None:
-        try:
-            t = time.perf_counter()
-            for frame in frames:
-                stats.decode_seconds += time.perf_counter() - t
-                while not halt.is_set():
-                    try:
-                        feed.put(frame, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if halt.is_set():
-                    return
-                t = time.perf_counter()
-            feed.put(done)
-        except Exception as error:  # handed to the consumer, which raises it
-            feed.put(decode.SourceError(str(error)))
-
-    thread = threading.Thread(target=produce, name="decode", daemon=True)
-    thread.start()
-    try:
-        while (item := feed.get()) is not done:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        halt.set()
-        thread.join(timeout=5)
 
 
 def _mark_failed(conn, film_id: int, message: str) -> None:

@@ -129,6 +129,11 @@ def _load_torch(path: Path, trust_pickle: bool, device: str | None) -> TorchArcF
 
     from . import arcface, safe_load
 
+    if not trust_pickle and safe_load.is_torchscript(path):
+        raise ModelError(
+            f"{path}: a TorchScript archive, and loading one runs code stored in it; give a "
+            f"state dict of the network ({TRUST_HINT} if you trust the file)"
+        )
     try:
         if trust_pickle:
             print(

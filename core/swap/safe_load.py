@@ -124,11 +124,30 @@ SAFE_PICKLE = _pickle_module("reelface_safe_pickle", SafeUnpickler)
 _CALL_SINKS: list[list[str]] = []
 
 
+def is_torchscript(path: Path) -> bool:
+    """Whether `path` is a TorchScript zip (torch.jit.save), told by the entries it holds."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for n in names)
+
+
 def load_safe(path: Path, warn: bool = True) -> Any:
     """Unpickle a torch file with the allow-list; foreign objects come back as placeholders.
 
     With `warn`, one stderr line names every refused global the file called (not run).
     """
+    if is_torchscript(path):
+        # torch.load hands such an archive to torch.jit.load, which runs the code stored in it
+        # (a scripted module's __setstate__ included) before any allow-list could look.
+        raise pickle.UnpicklingError(
+            f"{path} is a TorchScript archive, and loading one runs code stored in it; re-save "
+            "the network as a state dict, or pass --trust-pickle if you trust the file"
+        )
     called: list[str] = []
     _CALL_SINKS.append(called)
     # weights_only=False only because torch would otherwise use its own unpickler, which

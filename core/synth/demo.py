@@ -86,9 +86,13 @@ def scenario(
 
 
 def make_demo_film(ws: Workspace, models_dir: Path, size: int = 512) -> Path:
-    """Write the demo film into the workspace's inbox (once) and return its path."""
-    path = ws.root / "inbox" / f"demo-{size}.mp4"
+    """Write the demo film into WORKSPACE/demo/ (once) and return its path.
+
+    Not the inbox: a running daemon would claim it and move it away from the catalogue's path.
+    """
+    path = ws.root / "demo" / f"demo-{size}.mp4"
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Eye distance such that faces pass the default minimum size at this crop size.
         eye = max(60.0, size * 0.25)
         shots = scenario(eye=eye, cast=sample_cast(models_dir))

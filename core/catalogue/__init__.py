@@ -1,0 +1,30 @@
+"""The SQLite catalogue: the only place films, faces, decisions and jobs are written.
+
+`schema` (migrations, connection, transactions, model files), `films` and `faces` hold the reads
+and writes; this package's names are what the rest of reelface calls.
+"""
+
+from reelface.catalogue.faces import FaceRecord, commit_batch, crop_names, embeddings, faces
+from reelface.catalogue.films import (
+    NoSuchFilm,
+    add_film,
+    film_by_ref,
+    film_or_fail,
+    films,
+    find_film,
+    reset_film,
+    set_film_state,
+)
+from reelface.catalogue.schema import (
+    SCHEMA_VERSION,
+    CatalogueError,
+    model_id,
+    open_catalogue,
+    transaction,
+)
+
+__all__ = [
+    "SCHEMA_VERSION", "CatalogueError", "FaceRecord", "NoSuchFilm", "add_film", "commit_batch",
+    "crop_names", "embeddings", "faces", "film_by_ref", "film_or_fail", "films", "find_film",
+    "model_id", "open_catalogue", "reset_film", "set_film_state", "transaction",
+]  # fmt: skip
