@@ -12,9 +12,11 @@ from reelface.catalogue.films import (
     film_or_fail,
     films,
     find_film,
+    remove_films,
     reset_film,
     set_film_state,
 )
+from reelface.catalogue.runs import add_identity, add_run
 from reelface.catalogue.schema import (
     SCHEMA_VERSION,
     CatalogueError,
@@ -26,5 +28,6 @@ from reelface.catalogue.schema import (
 __all__ = [
     "SCHEMA_VERSION", "CatalogueError", "FaceRecord", "NoSuchFilm", "add_film", "commit_batch",
     "crop_names", "embeddings", "faces", "film_by_ref", "film_or_fail", "films", "find_film",
-    "model_id", "open_catalogue", "reset_film", "set_film_state", "transaction",
+    "model_id", "open_catalogue", "remove_films", "reset_film", "set_film_state", "transaction",
+    "add_identity", "add_run",
 ]  # fmt: skip

@@ -90,6 +90,11 @@ def film_or_fail(conn: sqlite3.Connection, ref: str, root: Path | None = None) -
     return row
 
 
+def remove_films(conn: sqlite3.Connection, film_ids: list[int]) -> None:
+    """Delete films and, by the schema's cascades, their faces (inside the caller's transaction)."""
+    conn.executemany("DELETE FROM films WHERE id = ?", [(i,) for i in film_ids])
+
+
 def reset_film(conn: sqlite3.Connection, film_id: int, params: dict[str, Any]) -> None:
     """Forget a film's faces and progress (extract --force), keeping the film row itself."""
     with transaction(conn):

@@ -257,10 +257,7 @@ def _record(
             result.no_face += files - len(main)
             if not main:
                 continue
-            now = time.time()
-            identity = conn.execute(
-                "INSERT INTO identities (film_id, created) VALUES (?, ?)", (film_id, now)
-            ).lastrowid
+            identity = catalogue.add_identity(conn, film_id)
             x = cluster.normalise(x)
             labels = np.zeros(len(main), np.int64)
             stats = [
@@ -268,17 +265,15 @@ def _record(
                 for s in cluster.diagnostics(x, labels)
             ]
             params = {"group": result.group, "folder": folder, "archive": str(result.archive)}
-            run = conn.execute(
-                "INSERT INTO cluster_runs (film_id, method, params, stats, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (film_id, METHOD, json.dumps(params, sort_keys=True), json.dumps(stats), now),
-            ).lastrowid
             scores = dict(zip(main, identify.outlier_scores(x, labels), strict=True))
             # Other faces in a group's image (people in the background) stay unsorted.
-            conn.executemany(
-                "INSERT INTO assignments (run_id, face_id, identity_id, outlier) "
-                "VALUES (?, ?, ?, ?)",
-                [(run, f, identity if f in scores else None, scores.get(f)) for f in every],
+            catalogue.add_run(
+                conn,
+                film_id,
+                METHOD,
+                params,
+                stats,
+                [(f, identity if f in scores else None, scores.get(f)) for f in every],
             )
             entry.name = _free_name(folder, result.group, names)
             names.add(entry.name)
@@ -343,8 +338,7 @@ def _undo(
     """Remove what a failed import made: its films (faces cascade), crops, thumbnails, folder."""
     try:
         with transaction(conn):
-            for film_id, _ in made:
-                conn.execute("DELETE FROM films WHERE id = ?", (film_id,))
+            catalogue.remove_films(conn, [film_id for film_id, _ in made])
     except sqlite3.Error:
         pass  # the catalogue is unreachable; the films stay "failed" and re-import redoes them
     for _, slug in made:

@@ -95,21 +95,14 @@ def cluster_film(
     scores = outlier_scores(x, labels)
     with transaction(conn):
         identities = _stable_identities(conn, film_id, method, ids, labels)
-        run = conn.execute(
-            "INSERT INTO cluster_runs (film_id, method, params, stats, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                film_id,
-                method,
-                json.dumps(asdict(params), sort_keys=True),
-                json.dumps([stats_json(s, ids, identities) for s in stats]),
-                time.time(),
-            ),
-        ).lastrowid
-        conn.executemany(
-            "INSERT INTO assignments (run_id, face_id, identity_id, outlier) VALUES (?, ?, ?, ?)",
+        run = catalogue.add_run(
+            conn,
+            film_id,
+            method,
+            asdict(params),
+            [stats_json(s, ids, identities) for s in stats],
             [
-                (run, int(f), identities[lab] if lab >= 0 else None, s)
+                (int(f), identities[lab] if lab >= 0 else None, s)
                 for f, lab, s in zip(ids.tolist(), labels.tolist(), scores, strict=True)
             ],
         )
@@ -184,10 +177,7 @@ def _stable_identities(
     out = []
     for label in range(count):
         if label not in chosen:
-            cur = conn.execute(
-                "INSERT INTO identities (film_id, created) VALUES (?, ?)", (film_id, time.time())
-            )
-            chosen[label] = int(cur.lastrowid)
+            chosen[label] = catalogue.add_identity(conn, film_id)
         out.append(chosen[label])
     return out
 
