@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import ReelfaceError
-from .io import temp_name
+from .io import atomic_write
 
 FOLDER = "backups"
 KEEP = 5  # newest backups kept; older ones are removed after each new one
@@ -72,23 +72,20 @@ def check(root: Path, path: Path) -> None:
 def backup(root: Path, path: Path) -> Path:
     """Copy the live catalogue with SQLite's online backup (consistent under writers), rotate."""
     target = folder(root) / f"catalogue-{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
-    target.parent.mkdir(exist_ok=True)
-    tmp = temp_name(target)
-    try:
-        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
-        copy = sqlite3.connect(tmp)
-        try:
-            source.backup(copy)
-        finally:
-            copy.close()
-            source.close()
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda tmp: _copy_online(path, tmp))
     for old in listing(root)[KEEP:]:
         old.unlink(missing_ok=True)
     return target
+
+
+def _copy_online(path: Path, tmp: Path) -> None:
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    copy = sqlite3.connect(tmp)
+    try:
+        source.backup(copy)
+    finally:
+        copy.close()
+        source.close()
 
 
 def backup_if_due(root: Path, path: Path, every_s: float = EVERY_S) -> Path | None:
@@ -116,7 +113,5 @@ def restore(root: Path, path: Path, source: Path | None = None) -> tuple[Path, P
         side = Path(f"{path}{suffix}")
         if side.exists():
             os.replace(side, Path(f"{kept or path}{suffix}.old"))
-    tmp = temp_name(path)
-    shutil.copyfile(chosen, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: shutil.copyfile(chosen, tmp))
     return chosen, kept

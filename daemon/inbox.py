@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reelface.io import NAME_MAX, atomic_write
 from reelface.pipeline import decode
 from reelface.workspace import slugify
 
@@ -27,7 +28,6 @@ VIDEO_SUFFIXES = {
 }  # fmt: skip
 FAILED = "failed"
 REASON_SUFFIX = ".reason.txt"
-NAME_MAX = 255
 
 
 @dataclass
@@ -246,10 +246,8 @@ class Inbox:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(path, target)
-            note = _reason_path(target)
-            tmp = note.with_name(f".{note.name[: NAME_MAX - 10]}.part")
-            tmp.write_text(f"{rel}\n{reason}\n{time.strftime('%Y-%m-%d %H:%M:%S')}\n", "utf-8")
-            os.replace(tmp, note)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            atomic_write(_reason_path(target), f"{rel}\n{reason}\n{stamp}\n".encode())
         except OSError as error:
             self.log.error("inbox: cannot move %s to %s: %s", rel, self.failed_dir, error)
             return
@@ -264,9 +262,7 @@ def _move(source: Path, target: Path) -> None:
     except OSError as error:
         if error.errno != errno.EXDEV:
             raise
-        tmp = target.with_name(f".{target.name[: NAME_MAX - 10]}.part")
-        shutil.copy2(source, tmp)
-        os.replace(tmp, target)
+        atomic_write(target, lambda tmp: shutil.copy2(source, tmp))
         source.unlink()
 
 
