@@ -197,3 +197,28 @@ def test_cluster_scales_and_respects_constraints() -> None:
     assert labels[-1] == cluster.UNSORTED
     stats = cluster.diagnostics(x, cluster.cluster(x, params))
     assert [s.size for s in stats] == [20, 20, 20] and stats[0].nearest is not None
+
+
+def test_export_says_what_it_left_out(film: Path, tmp_path: Path, models_dir: Path) -> None:
+    root = tmp_path / "ws"
+    cli(root, "extract", str(film), "--size", str(CROP), "--json")
+    passing = sum(1 for r in faces_json(root) if r["passed"])
+    # Before clustering nothing can be exported, and the error says why, with the count.
+    message = cli(root, "export", str(tmp_path / "a"), code=2)
+    assert f"{len(faces_json(root))} not clustered" in message and "reelface cluster" in message
+    cli(root, "cluster", "--all")
+    rows = faces_json(root)
+    flagged = [r for r in rows if not r["passed"] and r["identity"] is not None]
+    cli(root, "decide", "discard", str(next(r for r in rows if r["passed"])["id"]))
+    data = json.loads(cli(root, "export", str(tmp_path / "b"), "--json"))
+    unsorted = sum(1 for r in rows if r["identity"] is None)
+    expected = {
+        "discarded by a person": 1,
+        "flagged by a rule and not kept by a person": len(flagged),
+        "unsorted by clustering (assign them to a person in the review)": unsorted,
+    }
+    assert data["left_out"] == {k: v for k, v in expected.items() if v}
+    assert data["faces"] + sum(data["left_out"].values()) == len(rows)
+    assert passing >= data["faces"]
+    text = cli(root, "export", str(tmp_path / "c"))
+    assert "left out: 1 discarded by a person" in text

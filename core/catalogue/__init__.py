@@ -7,6 +7,7 @@ and writes; this package's names are what the rest of reelface calls.
 from reelface.catalogue.faces import FaceRecord, commit_batch, crop_names, embeddings, faces
 from reelface.catalogue.films import (
     NoSuchFilm,
+    add_export,
     add_film,
     film_by_ref,
     film_or_fail,
@@ -29,5 +30,5 @@ __all__ = [
     "SCHEMA_VERSION", "CatalogueError", "FaceRecord", "NoSuchFilm", "add_film", "commit_batch",
     "crop_names", "embeddings", "faces", "film_by_ref", "film_or_fail", "films", "find_film",
     "model_id", "open_catalogue", "remove_films", "reset_film", "set_film_state", "transaction",
-    "add_identity", "add_run",
+    "add_identity", "add_run", "add_export",
 ]  # fmt: skip

@@ -90,6 +90,28 @@ def film_or_fail(conn: sqlite3.Connection, ref: str, root: Path | None = None) -
     return row
 
 
+def add_export(
+    conn: sqlite3.Connection,
+    out: Path,
+    options: dict[str, Any],
+    manifest_sha256: str,
+    counts: dict[str, int],
+) -> None:
+    """Record a finished export: where, with what options, and its manifest's checksum."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO exports (path, params, manifest_sha256, counts, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                str(out),
+                json.dumps(options, sort_keys=True),
+                manifest_sha256,
+                json.dumps(counts, sort_keys=True),
+                time.time(),
+            ),
+        )
+
+
 def remove_films(conn: sqlite3.Connection, film_ids: list[int]) -> None:
     """Delete films and, by the schema's cascades, their faces (inside the caller's transaction)."""
     conn.executemany("DELETE FROM films WHERE id = ?", [(i,) for i in film_ids])

@@ -226,6 +226,8 @@ def export_cmd(ctx, target, reviewed_only, sizes, image_format, zip_name, only, 
         out.print_json(json.dumps(data))
         return
     out.print(f"exported {result.faces} faces of {result.identities} identities to {result.path}")
+    for reason, count in result.left_out.items():
+        out.print(f"left out: {count} {reason}")
     if result.zip_path:
         out.print(f"zip: {result.zip_path}")
 

@@ -14,15 +14,15 @@ import io
 import json
 import re
 import sqlite3
-import time
 import zipfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from reelface.catalogue import transaction
+from reelface import catalogue
 from reelface.config import Config
 from reelface.errors import ReelfaceError
 from reelface.identity import decisions
@@ -61,6 +61,7 @@ class ExportResult:
     manifest_sha256: str
     zip_path: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)  # why faces stayed out → how many
 
 
 def folder_name(identity: int, name: str | None) -> str:
@@ -72,10 +73,18 @@ def folder_name(identity: int, name: str | None) -> str:
     return f"id{identity:05d}"
 
 
+# Why a face of the catalogue is not in an export, in the words the summary prints.
+NOT_CLUSTERED = "not clustered (run `reelface cluster --all`)"
+UNSORTED = "unsorted by clustering (assign them to a person in the review)"
+DISCARDED = "discarded by a person"
+FLAGGED = "flagged by a rule and not kept by a person"
+NOT_REVIEWED = "passing but not kept by a person (--reviewed-only)"
+
+
 def select(
     conn: sqlite3.Connection, options: ExportOptions
-) -> tuple[dict[int, list[dict]], decisions.State]:
-    """identity → face rows to export, in id order."""
+) -> tuple[dict[int, list[dict]], decisions.State, Counter]:
+    """identity → face rows to export, in id order, and how many were left out for what reason."""
     st = decisions.state(conn)
     views = decisions.view(conn, st)
     rows = {
@@ -88,14 +97,22 @@ def select(
         )
     }
     chosen: dict[int, list[dict]] = {}
+    left_out: Counter = Counter()
+    clustered = {r[0] for r in conn.execute("SELECT DISTINCT film_id FROM cluster_runs")}
     for v in views.values():
-        if v.identity is None or v.verdict == "discard":
-            continue
         if options.identities and v.identity not in options.identities:
+            continue  # asked for other identities only: not "left out"
+        if v.verdict == "discard":
+            left_out[DISCARDED] += 1
+            continue
+        if v.identity is None:
+            left_out[UNSORTED if rows[v.face_id]["film_id"] in clustered else NOT_CLUSTERED] += 1
             continue
         passed = bool(rows[v.face_id]["passed"])
         if v.verdict == "keep" or (not options.reviewed_only and passed):
             chosen.setdefault(v.identity, []).append(rows[v.face_id])
+        else:
+            left_out[NOT_REVIEWED if passed else FLAGGED] += 1
     for identity in options.identities:
         if st.resolve(identity) != identity:
             raise ExportError(
@@ -107,7 +124,7 @@ def select(
                 f"identity {identity} has no faces {rule} (see `reelface identities`); "
                 "leave it out or keep some of its faces"
             )
-    return {k: sorted(v, key=lambda r: r["id"]) for k, v in sorted(chosen.items())}, st
+    return {k: sorted(v, key=lambda r: r["id"]) for k, v in sorted(chosen.items())}, st, left_out
 
 
 def _sha(data: bytes) -> str:
@@ -123,12 +140,10 @@ def export(
         raise ExportError(f"{out} exists and is not empty: choose a new folder or empty it")
     if options.image_format not in ("jpg", "png"):
         raise ExportError(f"unknown image format {options.image_format!r}: use jpg or png")
-    chosen, st = select(conn, options)
+    chosen, st, left_out = select(conn, options)
     if not chosen:
-        raise ExportError(
-            "nothing to export: no identity has faces to export (run `reelface cluster --all`, "
-            "or drop --reviewed-only until faces are kept)"
-        )
+        why = "; ".join(f"{n} {reason}" for reason, n in left_out.most_common()) or "no faces"
+        raise ExportError(f"nothing to export: {why}")
     # Check every source before writing anything, so a bad catalogue leaves no partial export.
     for faces in chosen.values():
         for row in faces:
@@ -143,18 +158,8 @@ def export(
     result.path = out
     if result.zip_path is not None:
         result.zip_path = out / result.zip_path.name
-    with transaction(conn):
-        conn.execute(
-            "INSERT INTO exports (path, params, manifest_sha256, counts, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                str(out),
-                json.dumps(asdict(options), sort_keys=True),
-                result.manifest_sha256,
-                json.dumps(result.counts, sort_keys=True),
-                time.time(),
-            ),
-        )
+    result.left_out = dict(left_out.most_common())
+    catalogue.add_export(conn, out, asdict(options), result.manifest_sha256, result.counts)
     return result
 
 
