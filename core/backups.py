@@ -19,6 +19,7 @@ FOLDER = "backups"
 KEEP = 5  # newest backups kept; older ones are removed after each new one
 EVERY_S = 3600.0  # a command that opens the workspace backs up when the newest is older
 HEADER = b"SQLite format 3\x00"
+MISSING, EMPTY = "is missing", "is empty (0 bytes)"
 
 
 class CatalogueLost(ReelfaceError, RuntimeError):
@@ -41,20 +42,23 @@ def problem(path: Path) -> str | None:
         with open(path, "rb") as handle:
             head = handle.read(len(HEADER))
     except FileNotFoundError:
-        return "is missing"
+        return MISSING
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
     if not head:
-        return "is empty (0 bytes)"
+        return EMPTY
     if head != HEADER:
         return "is not an SQLite database (overwritten?)"
     return None
 
 
-def check(root: Path, path: Path) -> None:
-    """Raise CatalogueLost naming the file and the way out when the catalogue is not usable."""
+def check(root: Path, path: Path, work: bool = True) -> None:
+    """Raise CatalogueLost naming the file and the way out when the catalogue is not usable.
+
+    Without `work` (no films extracted, no backups) a missing or empty file has nothing to lose.
+    """
     why = problem(path)
-    if why is None:
+    if why is None or (not work and why in (MISSING, EMPTY)):
         return
     newest = listing(root)
     way_out = (

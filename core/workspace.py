@@ -124,8 +124,7 @@ def init(root: Path) -> Workspace:
             f"cannot create workspace {ws.root}: {error.strerror or error} "
             "(choose a writable folder with --workspace or REELFACE_WORKSPACE)"
         ) from error
-    if ws.catalogue_path.exists() or ws.holds_work():
-        backups.check(ws.root, ws.catalogue_path)  # `init` on a workspace never resets it
+    backups.check(ws.root, ws.catalogue_path, ws.holds_work())  # init never resets one in use
     catalogue.open_catalogue(ws.catalogue_path).close()
     return ws
 
@@ -135,8 +134,8 @@ def open_workspace(root: Path | None, create: bool = True) -> Workspace:
     path, how = locate(root)
     ws = Workspace(path, how)
     if ws.exists():
-        if ws.catalogue_path.exists() or ws.holds_work():
-            backups.check(ws.root, ws.catalogue_path)
+        backups.check(ws.root, ws.catalogue_path, ws.holds_work())
+        if ws.catalogue_path.exists():
             return ws
         return Workspace(init(ws.root).root, how)  # made but never used: nothing to lose
     if not create:

@@ -95,7 +95,7 @@ def summary(result: Result) -> str:
     """The extraction summary line of a job's log: the counts the CLI's table shows."""
     s = result.stats
     return (
-        f"{result.slug}: {s.frames_sampled} frames, {s.faces_kept} kept, "
+        f"{result.slug}: {s.frames_sampled} frames, {s.faces_kept} passed the rules, "
         f"{s.faces_flagged} flagged, {s.faces_small} too small"
     )
 

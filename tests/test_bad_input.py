@@ -93,7 +93,7 @@ def test_image_folder_with_a_broken_image(tmp_path: Path, models_dir: Path) -> N
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     result = reelface(tmp_path / "ws", "extract", str(folder), "--size", "128", "--json")
     assert result.returncode == 0, result.stderr
-    assert '"faces_kept": 6' in result.stdout or '"faces_kept"' in result.stdout
+    assert '"faces_passed": 6' in result.stdout or '"faces_passed"' in result.stdout
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def test_each_segment_carries_its_reason(extracted) -> None:
 
 def test_every_face_has_a_record_a_crop_and_an_embedding(extracted) -> None:
     root, summary, rows, _, _ = extracted
-    assert summary["faces_kept"] + summary["faces_flagged"] == len(rows) > 0
+    assert summary["faces_passed"] + summary["faces_flagged"] == len(rows) > 0
     files = sorted((root / "films" / summary["slug"] / "faces").iterdir())
     assert [f.name for f in files] == sorted(Path(r["crop_path"]).name for r in rows)
     for row in rows:  # every face has its terminal preview
@@ -135,6 +135,9 @@ def test_a_finished_film_is_skipped_and_listed(extracted, film: Path) -> None:
     ]
     table = run_cli(root, "faces", "--film", summary["slug"])
     assert f"{len(rows)} faces" in table
+    # The summary says so in words, not as a speed of 0 frames/s.
+    text = run_cli(root, "extract", str(film), "--size", str(CROP))
+    assert "already extracted (use --force" in text and "speed:" not in text
 
 
 def _snapshot(root: Path) -> tuple[list[tuple], dict[str, str]]:
@@ -194,7 +197,7 @@ def test_reimported_crops_are_not_enlarged_and_pass(extracted, tmp_path: Path) -
     again = tmp_path / "ws"
     summary = extract_json(again, folder)
     faces = all_faces(again)
-    assert summary["faces_kept"] == len(clean) == len(faces)
+    assert summary["faces_passed"] == len(clean) == len(faces)
     assert sorted(f["source"] for f in faces) == sorted(f"crop {r['id']}.png" for r in clean)
     for face in faces:
         assert face["measures"]["upscale"] == pytest.approx(1.0, abs=0.08)
@@ -216,4 +219,4 @@ def test_unavailable_hardware_decoding_falls_back_with_a_note(tmp_path: Path) ->
     if not results["cuda"]["notes"]:
         pytest.skip("this machine decodes with CUDA; the fallback path is not reachable here")
     assert "hardware decoding off" in results["cuda"]["notes"][0]
-    assert results["cuda"]["faces_kept"] == results[""]["faces_kept"] > 0
+    assert results["cuda"]["faces_passed"] == results[""]["faces_passed"] > 0

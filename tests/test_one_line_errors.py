@@ -93,7 +93,7 @@ def test_small_faces_film_clusters_to_zero_identities_as_a_job(
     assert extracted == "done" and kind == "cluster"
     assert (clustered, error) == ("done", None)
     extract_log = logs.job_log_path(ws, extract_id).read_text()
-    assert "0 kept" in extract_log
+    assert "0 passed the rules" in extract_log
     found = re.search(r"the largest is (\d+) px wide .*: --size (\d+) would keep it", extract_log)
     assert found, extract_log
     cluster_log = logs.job_log_path(ws, cluster_id).read_text()
@@ -103,7 +103,7 @@ def test_small_faces_film_clusters_to_zero_identities_as_a_job(
     size = found.group(2)
     args = ["extract", str(small_faces_film), "--size", size, "--force", "--json"]
     (again,) = json.loads(cli("-w", str(ws.root), *args))
-    assert again["faces_kept"] + again["faces_flagged"] >= 1
+    assert again["faces_passed"] + again["faces_flagged"] >= 1
 
 
 def test_the_extraction_summary_names_the_largest_face_and_a_size(

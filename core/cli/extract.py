@@ -147,7 +147,7 @@ def _extract_one(extractor: Extractor, source: Path, force: bool, quiet: bool) -
             progress.update(
                 task,
                 completed=frame + 1,
-                faces=f"kept {stats.faces_kept} flagged {stats.faces_flagged} "
+                faces=f"passed {stats.faces_kept} flagged {stats.faces_flagged} "
                 f"small {stats.faces_small} · decode {r['decode_frames_per_s']:.0f} fr/s "
                 f"detect {r['detect_frames_per_s']:.1f} fr/s",
             )
@@ -166,7 +166,7 @@ def _result_json(result: Result) -> dict:
         "state": result.state,
         "output": str(result.output),
         "frames_sampled": s.frames_sampled,
-        "faces_kept": s.faces_kept,
+        "faces_passed": s.faces_kept,  # passed the rules; "kept" is a person's decision
         "faces_flagged": s.faces_flagged,
         "faces_too_small": s.faces_small,
         "reasons": dict(s.reasons),
@@ -178,7 +178,7 @@ def _result_json(result: Result) -> dict:
 
 def _print_summary(results: list[Result], detector, embedder) -> None:
     table = Table(title="extraction")
-    for column in ("film", "state", "frames", "kept", "flagged", "too small"):
+    for column in ("film", "state", "frames", "passed", "flagged", "too small"):
         table.add_column(column, justify="left" if column == "film" else "right")
     for r in results:
         s = r.stats
@@ -195,6 +195,9 @@ def _print_summary(results: list[Result], detector, embedder) -> None:
         s, rates = r.stats, r.stats.rates()
         reasons = ", ".join(f"{k} {v}" for k, v in s.reasons.most_common()) or "none"
         out.print(f"[bold]{r.slug}[/]  reasons: {reasons}")
+        if r.state == "skipped":
+            out.print("  already extracted (use --force to extract it again)")
+            continue
         out.print(
             f"  speed: decode {rates['decode_frames_per_s']:.0f} film frames/s, "
             f"detect {rates['detect_frames_per_s']:.1f} sampled frames/s, "
