@@ -19,7 +19,7 @@ from rich.table import Table
 
 from reelface import catalogue, errors, jobs
 from reelface import workspace as workspace_mod
-from reelface.jobs import JobError
+from reelface.jobs import JobError, tasks
 from reelface.workspace import Workspace
 
 from . import logs, settings
@@ -278,7 +278,8 @@ def jobs_retry(ctx, ids: tuple[int, ...]) -> None:
     "params",
     multiple=True,
     metavar="KEY=VALUE",
-    help="A parameter for the job (repeatable); values are JSON or plain text.",
+    help="A parameter for the job (repeatable); values are JSON or plain text. Keys (* = "
+    f"required): {tasks.describe()}.",
 )
 @click.option("--priority", default=0, show_default=True, help="Higher starts first.")
 @click.option(
@@ -297,6 +298,7 @@ def jobs_add(ctx, kind: str, params, priority: int, first: bool) -> None:
             values[key] = json.loads(value)
         except json.JSONDecodeError:
             values[key] = value
+    values = tasks.validate(kind, values)
     conn = catalogue.open_catalogue(_ws(ctx).catalogue_path)
     try:
         job_id = jobs.enqueue(

@@ -35,3 +35,21 @@ def test_cluster_and_export_jobs_do_what_the_commands_do(
         tasks.run("export", ws, {"out": str(tmp_path / "x"), "colour": "red"})
     with pytest.raises(tasks.NotAvailable, match="not available"):
         tasks.run("paint", ws, {})
+
+
+def test_job_parameters_are_checked_when_queued(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    CliRunner().invoke(main, ["-w", str(ws), "init"])
+
+    def add(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, ["-w", str(ws), "jobs", "add", *args])
+        return result.exit_code, result.output
+
+    code, output = add("export", "-p", "colour=red")
+    assert code != 0 and "no parameter 'colour'" in output and "out" in output
+    code, output = add("export", "-p", "zip=x")
+    assert code != 0 and "-p out=" in output  # the required folder is named before queueing
+    assert add("export", "-p", f"target={tmp_path / 'x'}")[0] == 0  # the CLI's own word
+    assert tasks.validate("train", {"data": "/data/root", "out": "/o"})["data"] == ["/data/root"]
+    help_text = CliRunner().invoke(main, ["jobs", "add", "--help"]).output
+    assert "reviewed_only" in help_text and "data*" in help_text

@@ -141,6 +141,57 @@ TASKS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
+# CLI spellings accepted for a task's parameter (`reelface export TARGET --identity N`).
+ALIASES = {"target": "out", "identity": "identities", "roots": "data"}
+
+
+def parameters(kind: str) -> dict[str, inspect.Parameter]:
+    """The parameters a job of `kind` takes, by name (not the workspace, not internal ones)."""
+    task = TASKS.get(kind)
+    if task is None:
+        raise NotAvailable(f"{kind} jobs are not available in this reelface (update it)")
+    names = list(inspect.signature(task).parameters.items())[1:]
+    # `report` is the daemon's progress callback, not the person's to set.
+    return {k: v for k, v in names if k != "report" and v.kind is not v.VAR_KEYWORD}
+
+
+def describe() -> str:
+    """One line per job kind with its parameters (required ones marked *), for --help."""
+    return "; ".join(
+        f"{kind}: "
+        + ", ".join(
+            f"{name}{'*' if p.default is inspect.Parameter.empty else ''}"
+            for name, p in parameters(kind).items()
+        )
+        for kind in TASKS
+    )
+
+
+def validate(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The job's parameters checked against its task, with CLI spellings mapped and lists wrapped.
+
+    Called when a job is queued, so a mistake is reported then and not when the job runs.
+    """
+    accepted = parameters(kind)
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = key.replace("-", "_")
+        name = ALIASES.get(name, name)
+        if name not in accepted and kind != "train":  # train also takes every training option
+            known = ", ".join(accepted)
+            raise NotAvailable(f"{kind} jobs take no parameter {key!r}; they take: {known}")
+        spec = accepted.get(name)
+        if spec is not None and "list" in str(spec.annotation) and not isinstance(value, list):
+            value = [value]  # `-p data=/x` is one folder, not a list of its characters
+        out[name] = value
+    missing = [
+        n for n, p in accepted.items() if p.default is inspect.Parameter.empty and n not in out
+    ]
+    if missing:
+        raise NotAvailable(f"{kind} jobs need {', '.join(f'-p {n}=…' for n in missing)}")
+    return out
+
+
 def run(
     kind: str,
     ws: Workspace,
