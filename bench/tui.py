@@ -91,14 +91,14 @@ async def measure(root: Path, presses: int, warm: bool) -> dict[str, float]:
         app._display = record  # every frame passes here, headless or not
         await pilot.pause()
         biggest = max(identify.identities(app.conn), key=lambda i: i.faces)
-        review = Review(app.conn, biggest.id)
+        review = Review.load(app.conn, biggest.id)
         if warm:
             for face in review.visible[:48]:
                 app.thumbs.load(face.crop_path)
         else:
             app.thumbs = ThumbCache(root)
         started = time.perf_counter()
-        screen = ReviewScreen(review)
+        screen = ReviewScreen(biggest.id)  # reads the faces again, in its worker
         app.push_screen(screen)
         while not grid_ready and time.perf_counter() - started < 10:
             await asyncio.sleep(0.001)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 from textual import events
 from textual.pilot import Pilot
 
-from reelface import jobs, workspace
+from reelface import catalogue, jobs, workspace
 from reelface.cli import main
 from reelface.identity import decisions, identify
 from reelface.tui.app import ReelfaceApp
@@ -76,28 +77,42 @@ def largest_identity(app: ReelfaceApp) -> int:
     return max(identify.identities(app.conn), key=lambda i: (i.faces, -i.id)).id
 
 
-def run(root: Path, script) -> None:
-    """Run the app headless at 120×40 and hand the pilot to an async script."""
+async def idle(app: ReelfaceApp, pilot: Pilot, seconds: float = 30.0) -> None:
+    """Wait until the workers are done and what they handed back is applied (which may start more
+    work, or replay the keys held meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(getattr(screen, "working", lambda: False)() for screen in app.screen_stack):
+            return
+    raise AssertionError("the app kept working")
+
+
+def run(root: Path, script, size: tuple[int, int] = SIZE) -> None:
+    """Run the app headless (120×40) and hand the pilot to an async script once it has loaded."""
 
     async def main_() -> None:
         app = ReelfaceApp(workspace.Workspace(root))
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.pause()
+        async with app.run_test(size=size) as pilot:
+            await idle(app, pilot)
             await script(app, pilot)
 
     asyncio.run(main_())
 
 
+async def press(app: ReelfaceApp, pilot: Pilot, *keys: str) -> None:
+    """Press keys, then wait for the work they started (catalogue reads run in workers)."""
+    await pilot.press(*keys)
+    await idle(app, pilot)
+
+
 async def open_review(app: ReelfaceApp, pilot) -> ReviewScreen:
-    await pilot.press("i")
-    await pilot.pause()
+    await press(app, pilot, "i")
     table = app.screen.query_one("DataTable")
     ids = [info.id for info in app.screen.infos]
     table.move_cursor(row=ids.index(largest_identity(app)))
-    await pilot.press("enter")
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    await press(app, pilot, "enter")
     assert isinstance(app.screen, ReviewScreen)
     return app.screen
 
@@ -115,8 +130,7 @@ def test_dashboard_lists_the_film_and_opens_identities(root: Path) -> None:
     async def script(app, pilot) -> None:
         assert isinstance(app.screen, Dashboard)
         assert "done" in screen_text(app) and "daemon: down" in screen_text(app)
-        await pilot.press("i")
-        await pilot.pause()
+        await press(app, pilot, "i")
         assert isinstance(app.screen, IdentitiesScreen)
         assert len(app.screen.infos) >= 3
 
@@ -131,9 +145,9 @@ def test_keep_discard_undo_redo_and_the_cursor_advances(root: Path) -> None:
         assert review.cursor == 1 and verdicts(app)[first] == "keep"
         await pilot.press("d")
         assert review.cursor == 2 and verdicts(app)[second] == "discard"
-        await pilot.press("u")
+        await press(app, pilot, "u")
         assert second not in verdicts(app)
-        await pilot.press("U")
+        await press(app, pilot, "U")
         assert verdicts(app)[second] == "discard"
         await pilot.press("left", "left", "right")
         assert review.cursor == 1
@@ -167,22 +181,18 @@ def test_selection_reassign_split_and_merge_with_undo(root: Path) -> None:
         picked = [review.visible[0].id, review.visible[1].id]
         await pilot.press("space", "right", "space")
         assert review.selected == set(picked)
-        await pilot.press("r")
-        await pilot.pause()
-        await pilot.press(*str(other), "enter")
-        await pilot.pause()
+        await pilot.press("r", *str(other), "enter")  # the id typed while the choices load
+        await idle(app, pilot)
         view = decisions.view(app.conn)
         assert [view[f].identity for f in picked] == [other, other]
         moved = review.current.id
-        await pilot.press("s")
+        await press(app, pilot, "s")
         assert decisions.view(app.conn)[moved].identity not in (identity, other)
-        await pilot.press("m")
-        await pilot.pause()
-        await pilot.press(*str(other), "enter")
-        await pilot.pause()
+        await press(app, pilot, "m")
+        await press(app, pilot, *str(other), "enter")
         assert decisions.state(app.conn).resolve(identity) == other
         assert review.identity == other  # the review follows the faces
-        await pilot.press("u")  # a mistaken merge, undone
+        await press(app, pilot, "u")  # a mistaken merge, undone
         assert decisions.state(app.conn).resolve(identity) == identity
         assert review.identity == identity  # and the review is back where it was
 
@@ -206,7 +216,7 @@ def test_filter_by_reason_and_discard_all_flagged_with_confirmation(root: Path) 
         assert not any(verdicts(app).get(f) == "discard" for f in flagged)
         await pilot.press("X")
         await pilot.pause()
-        await pilot.press("y")
+        await press(app, pilot, "y")
         assert all(verdicts(app)[f] == "discard" for f in flagged)
         sorts = []
         for _ in range(3):
@@ -221,27 +231,23 @@ def test_detail_help_rename_and_launch_forms(root: Path) -> None:
     async def script(app, pilot) -> None:
         screen = await open_review(app, pilot)
         face = screen.review.current
-        await pilot.press("enter")
-        await pilot.pause()
+        await press(app, pilot, "enter")
         assert isinstance(app.screen, FaceDetail) and app.screen.face.id == face.id
         assert "reasons:" in screen_text(app)
         await pilot.press("escape", "question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         assert app.screen.query_one("DataTable").row_count > 20
-        await pilot.press("escape", "escape")
-        await pilot.pause()
+        await press(app, pilot, "escape", "escape")
         assert isinstance(app.screen, IdentitiesScreen)
         identity = app.screen.current.id
         await pilot.press("n")
         await pilot.pause()
-        await pilot.press(*"Actor A", "enter")
-        await pilot.pause()
+        await press(app, pilot, *"Actor A", "enter")
         assert decisions.state(app.conn).names[identity] == "Actor A"
         await pilot.press("escape", "e")
         await pilot.pause()
-        await pilot.press(*"/tmp/out", "enter", *"yes", "enter", "enter")
-        await pilot.pause()
+        await press(app, pilot, *"/tmp/out", "enter", *"yes", "enter", "enter")
         [job] = jobs.listing(app.conn)
         assert job.kind == "export" and job.params == {"out": "/tmp/out", "reviewed_only": True}
 
@@ -260,10 +266,9 @@ def test_screen_snapshots(seeded: Path, name: str) -> None:
 
     async def script(app, pilot) -> None:
         if name == "identities":
-            await pilot.press("i")
+            await press(app, pilot, "i")
         elif name == "review":
             await open_review(app, pilot)
-        await pilot.pause()
         text = masked(screen_text(app), seeded)
         path = SNAPSHOTS / f"{name}.txt"
         if os.environ.get("REELFACE_UPDATE_SNAPSHOTS") == "1":
@@ -347,8 +352,7 @@ def test_keys_typed_while_the_review_opens_land_on_the_review(seeded: Path) -> N
     """Enter then decision keys at once, as a fast typist does: the review gets every one."""
 
     async def script(app, pilot) -> None:
-        await pilot.press("i")
-        await pilot.pause()
+        await press(app, pilot, "i")
         identities = app.screen
         assert isinstance(identities, IdentitiesScreen)
         info = identities.current
@@ -393,16 +397,15 @@ def test_dashboard_keys_drive_jobs_forms_and_the_daemon(root: Path) -> None:
         first = jobs.enqueue(app.conn, "export", {"out": "/tmp/nowhere-a"})
         jobs.enqueue(app.conn, "export", {"out": "/tmp/nowhere-b"})
         app.screen.refresh_tables()
-        await pilot.pause()
+        await idle(app, pilot)
         table = app.screen.query_one("#jobs")
         table.focus()
         table.move_cursor(row=1)  # newest first: row 1 is the first job
-        await pilot.press("c")
+        await press(app, pilot, "c")
         assert jobs.get(app.conn, first).state == "cancelled"
-        await pilot.press("r")
+        await press(app, pilot, "r")
         assert jobs.get(app.conn, first).state == "queued"
-        await pilot.press("l")
-        await pilot.pause()
+        await press(app, pilot, "l")
         assert f"job {first}" in screen_text(app)
         await pilot.press("escape", "t")
         await pilot.pause()
@@ -414,13 +417,14 @@ def test_dashboard_keys_drive_jobs_forms_and_the_daemon(root: Path) -> None:
         for text in ("g.pt", "/data/testset", "arcface.tar", "/tmp/report"):
             await pilot.press(*text, "enter")
             await pilot.pause()
+        await idle(app, pilot)
         queued = {job.kind: job.params for job in jobs.listing(app.conn)}
         assert queued["train"] == {"data": ["/data/train"], "out": "/tmp/run", "steps": 100,
                                    "batch": 8}  # fmt: skip
         assert queued["evaluate"]["testset"] == "/data/testset"
-        await pilot.press("s")  # a real daemon, detached
+        await press(app, pilot, "s")  # a real daemon, detached
         assert "daemon: up" in screen_text(app)
-        await pilot.press("S")
+        await press(app, pilot, "S")
         assert "daemon: down" in screen_text(app)
 
     run(root, script)
@@ -437,27 +441,25 @@ def test_identity_keys_merge_undo_and_cross_film_links(root: Path, tmp_path: Pat
     cli(root, "cluster", "--all")
 
     async def script(app, pilot) -> None:
-        await pilot.press("I")
-        await pilot.pause()
+        await press(app, pilot, "I")
         screen = app.screen
         linked = next(i for i in screen.infos if i.suggestions)
         other = linked.suggestions[0][0]
         ids = [info.id for info in screen.infos]
         screen.query_one("DataTable").move_cursor(row=ids.index(linked.id))
-        await pilot.press("x")  # not the same person after all
+        await press(app, pilot, "x")  # not the same person after all
         assert (linked.id, other) in decisions.state(app.conn).rejected
-        await pilot.press("u")
+        await press(app, pilot, "u")
         screen.query_one("DataTable").move_cursor(row=[i.id for i in screen.infos].index(linked.id))
-        await pilot.press("a")  # accepted: one identity now
+        await press(app, pilot, "a")  # accepted: one identity now
         assert decisions.state(app.conn).resolve(linked.id) == other
-        await pilot.press("u", "g")
+        await press(app, pilot, "u", "g")
         assert decisions.state(app.conn).resolve(linked.id) == linked.id
         target = next(i.id for i in screen.infos if i.id != linked.id)
         screen.query_one("DataTable").move_cursor(row=[i.id for i in screen.infos].index(linked.id))
         await pilot.press("m")
         await pilot.pause()
-        await pilot.press(*str(target), "enter")
-        await pilot.pause()
+        await press(app, pilot, *str(target), "enter")
         assert decisions.state(app.conn).resolve(linked.id) == target
         await pilot.press("D")
         assert isinstance(app.screen, Dashboard)
@@ -476,10 +478,60 @@ def test_pages_turn_in_a_small_terminal(root: Path) -> None:
         await pilot.press("pageup", "down")
         assert screen.review.cursor == screen.columns
 
-    async def small(root_: Path) -> None:
-        app = ReelfaceApp(workspace.Workspace(root_))
-        async with app.run_test(size=(40, 24)) as pilot:
-            await pilot.pause()
-            await script(app, pilot)
+    run(root, script, size=(40, 24))
 
-    asyncio.run(small(root))
+
+def test_catalogue_reads_and_the_daemon_stay_off_the_ui_thread(
+    seeded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every SQL statement of the dashboard, identities, review and detail, and the daemon
+    commands, run in workers: the UI thread keeps drawing and taking keys meanwhile."""
+    statements: list[tuple[str, bool]] = []  # (SQL, on the UI thread)
+    open_catalogue = catalogue.open_catalogue
+
+    def traced(path: Path):
+        conn = open_catalogue(path)
+        conn.set_trace_callback(
+            lambda sql: statements.append(
+                (sql, threading.current_thread() is threading.main_thread())
+            )
+        )
+        return conn
+
+    monkeypatch.setattr(catalogue, "open_catalogue", traced)
+    daemon_runs: list[tuple[str, bool]] = []
+    answer = threading.Event()
+    real_run = subprocess.run
+
+    def daemon_command(command, **kwargs):
+        if "daemon" not in command:
+            return real_run(command, **kwargs)
+        verb = command[-1]
+        daemon_runs.append((verb, threading.current_thread() is threading.main_thread()))
+        answer.wait(10)  # a slow daemon: the UI must not wait for it
+        return subprocess.CompletedProcess(command, 0, f"daemon {verb}: done\n", "")
+
+    monkeypatch.setattr(subprocess, "run", daemon_command)
+
+    async def script(app, pilot) -> None:
+        app.screen.tick()  # what the two-second timer does
+        await idle(app, pilot)
+        await pilot.press("s")
+        await pilot.pause()
+        assert "daemon start…" in screen_text(app)  # drawn while the command runs
+        answer.set()
+        await idle(app, pilot)
+        assert "daemon start: done" in screen_text(app)
+        await press(app, pilot, "S")
+        assert "daemon stop: done" in screen_text(app)
+        await press(app, pilot, "i")  # identities read on opening…
+        await press(app, pilot, "enter")  # …the review's faces…
+        await press(app, pilot, "s", "u")  # …a split and its undo, read again…
+        await press(app, pilot, "r")  # …the choices of identities to move a face to…
+        await press(app, pilot, "escape", "enter")  # …the detail's source frame…
+        await press(app, pilot, "escape", "escape")  # …and identities again on returning.
+        assert isinstance(app.screen, IdentitiesScreen) and app.screen.infos
+
+    run(seeded, script)
+    assert daemon_runs == [("start", False), ("stop", False)]
+    assert statements and not [sql for sql, on_ui in statements if on_ui]

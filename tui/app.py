@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
+import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.message import Message
 from textual.screen import Screen
 
 from reelface import catalogue
 from reelface.workspace import Workspace
 
+from .background import ScreenReady
 from .screens.dashboard import Dashboard
 from .screens.help import HelpScreen
 from .thumbcache import ThumbCache
@@ -41,23 +45,16 @@ def _runner(app: App, action: str):
     return run
 
 
-class ScreenReady(Message):
-    """Posted to the app when a screen can act on keys: the keys held for it are replayed."""
-
-    def __init__(self, screen: Screen) -> None:
-        super().__init__()
-        self.screen = screen
-
-
 def takes_keys(screen: Screen) -> bool:
-    """Mounted, and not loading the data its keys act on (`loading_data`, set by such screens)."""
+    """Mounted, and not loading the data its keys act on (BackgroundScreen.loading_data)."""
     return screen.is_mounted and not getattr(screen, "loading_data", False)
 
 
 class ReelfaceApp(App):
-    """One workspace, one catalogue connection shared by every screen."""
+    """One workspace; one catalogue connection for the UI thread and one for the workers."""
 
     TITLE = "reelface"
+    CSS_PATH = "reelface.tcss"  # every screen's and widget's style, in one file
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Keys", id="app.help"),
@@ -69,7 +66,12 @@ class ReelfaceApp(App):
     def __init__(self, workspace: Workspace) -> None:
         super().__init__()
         self.workspace = workspace
+        # The UI thread's connection serves only the review's keep and discard. Workers share a
+        # second one, one worker at a time (worker_conn): statements from two threads on one
+        # connection would land inside each other's transactions.
         self.conn = catalogue.open_catalogue(workspace.catalogue_path)
+        self._worker_conn = catalogue.open_catalogue(workspace.catalogue_path)
+        self._worker_lock = threading.Lock()
         self.thumbs = ThumbCache(workspace.root)
         # Key routing (see on_event): the screen each key was handed to, its place in the
         # order typed, and the keys waiting for a screen that is not ready yet.
@@ -173,5 +175,13 @@ class ReelfaceApp(App):
 
         self.push_screen(IdentitiesScreen())
 
+    @contextmanager
+    def worker_conn(self) -> Iterator[sqlite3.Connection]:
+        """The workers' catalogue connection, one worker at a time (never from the UI thread)."""
+        with self._worker_lock:
+            yield self._worker_conn
+
     def on_unmount(self) -> None:
         self.conn.close()
+        with self._worker_lock:  # a worker still reading finishes first
+            self._worker_conn.close()

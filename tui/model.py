@@ -1,4 +1,8 @@
-"""What the review screens show and do, as plain objects: tested without Textual."""
+"""What the review screens show and do, as plain objects: tested without Textual.
+
+Every method that reads or writes the catalogue takes the connection to use, because the screens
+call some of them on the UI thread (keep, discard) and the rest from a worker (see background.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
-from reelface.identity import decisions, identify
+from reelface.identity import decisions
 from reelface.pipeline import quality
 
 SORTS = ("outliers", "quality", "time")
@@ -78,7 +82,6 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
 class Review:
     """One identity under review: the visible faces, the cursor, the selection, the decisions."""
 
-    conn: sqlite3.Connection
     identity: int
     sort: str = "outliers"
     filter: str | None = None
@@ -87,12 +90,16 @@ class Review:
     faces: list[FaceItem] = field(default_factory=list)
     visible: list[FaceItem] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.reload()
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, identity: int) -> Review:
+        """The identity's review with its faces read."""
+        review = cls(identity)
+        review.reload(conn)
+        return review
 
-    def reload(self) -> None:
+    def reload(self, conn: sqlite3.Connection) -> None:
         """Read the identity's faces again (after undo, merge, reassign…)."""
-        self.faces = load_faces(self.conn, self.identity)
+        self.faces = load_faces(conn, self.identity)
         self.selected &= {f.id for f in self.faces}
         self.arrange()
 
@@ -147,12 +154,12 @@ class Review:
             return sorted(self.selected)
         return [self.current.id] if self.current else []
 
-    def decide(self, verdict: str) -> list[int]:
+    def decide(self, conn: sqlite3.Connection, verdict: str) -> list[int]:
         """Keep or discard the targets, then move on so a person can hold a rhythm."""
         faces = self.targets()
         if not faces:
             return []
-        (decisions.keep if verdict == "keep" else decisions.discard)(self.conn, faces)
+        (decisions.keep if verdict == "keep" else decisions.discard)(conn, faces)
         for face in self.faces:
             if face.id in faces:
                 face.verdict = verdict
@@ -164,66 +171,62 @@ class Review:
             self.move(1)
         return faces
 
-    def reassign(self, identity: int) -> list[int]:
+    def reassign(self, conn: sqlite3.Connection, identity: int) -> list[int]:
         faces = self.targets()
         if faces:
-            decisions.reassign(self.conn, faces, identity)
+            decisions.reassign(conn, faces, identity)
             self.selected.clear()
-            self.reload()
+            self.reload(conn)
         return faces
 
-    def split(self) -> int | None:
+    def split(self, conn: sqlite3.Connection) -> int | None:
         faces = self.targets()
         if not faces:
             return None
-        new = decisions.split(self.conn, faces)
+        new = decisions.split(conn, faces)
         self.selected.clear()
-        self.reload()
+        self.reload(conn)
         return new
 
-    def merge_into(self, identity: int) -> None:
+    def merge_into(self, conn: sqlite3.Connection, identity: int) -> None:
         """Merge this identity into another; the review follows it there."""
-        decisions.merge(self.conn, self.identity, identity)
-        self.identity = decisions.state(self.conn).resolve(identity) or identity
-        self.reload()
+        decisions.merge(conn, self.identity, identity)
+        self.identity = decisions.state(conn).resolve(identity) or identity
+        self.reload(conn)
 
     def flagged(self, reason: str) -> list[int]:
         """Faces of this identity flagged for `reason` and not yet discarded."""
         return [f.id for f in self.faces if reason in f.keys and f.verdict != "discard"]
 
-    def discard_flagged(self, reason: str) -> int:
+    def discard_flagged(self, conn: sqlite3.Connection, reason: str) -> int:
         faces = self.flagged(reason)
         if faces:
-            decisions.discard(self.conn, faces)
-            self.reload()
+            decisions.discard(conn, faces)
+            self.reload(conn)
         return len(faces)
 
-    def undo(self) -> decisions.Decision:
-        done = decisions.undo(self.conn)
-        self._follow(done)
+    def undo(self, conn: sqlite3.Connection) -> decisions.Decision:
+        done = decisions.undo(conn)
+        self._follow(conn, done)
         return done
 
-    def redo(self) -> decisions.Decision:
-        done = decisions.redo(self.conn)
-        self._follow(done)
+    def redo(self, conn: sqlite3.Connection) -> decisions.Decision:
+        done = decisions.redo(conn)
+        self._follow(conn, done)
         return done
 
-    def _follow(self, done: decisions.Decision) -> None:
+    def _follow(self, conn: sqlite3.Connection, done: decisions.Decision) -> None:
         # Undoing the merge that brought us here goes back to the identity that was merged;
         # otherwise follow merges to where this identity's faces are now.
-        state = decisions.state(self.conn)
+        state = decisions.state(conn)
         merged_here = done.kind == "merge" and done.target_id == self.identity
         if merged_here and state.resolve(done.identity_id) == done.identity_id:
             self.identity = done.identity_id
         resolved = state.resolve(self.identity)
         self.identity = resolved if resolved is not None else self.identity
-        self.reload()
+        self.reload(conn)
         if done.faces:
             ids = [f.id for f in self.visible]
             hits = [ids.index(f) for f in done.faces if f in ids]
             if hits:
                 self.cursor = min(hits)
-
-
-def identity_rows(conn: sqlite3.Connection) -> list[identify.IdentityInfo]:
-    return identify.identities(conn)

@@ -1,17 +1,27 @@
-"""Films and their state, the job queue, the daemon and the GPU, refreshed every two seconds."""
+"""Films and their state, the job queue, the daemon and the GPU, refreshed every two seconds.
+
+Everything shown is read in workers (background.py), and the daemon is started and stopped from
+one, so a busy catalogue or a slow daemon never holds up the keys.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from reelface import catalogue, jobs
+from reelface.workspace import Workspace
 
+from ..background import BackgroundScreen
 from .launch import LaunchForm
 
 FORMS: dict[str, list[tuple[str, str]]] = {
@@ -42,7 +52,36 @@ def gpu_line() -> str:
     return "GPU: " + ("CUDA" if runtime.cuda_available() else "none (CPU)")
 
 
-class Dashboard(Screen):
+def daemon_state(ws: Workspace) -> str:
+    """Whether a daemon holds the workspace, as the status line shows it."""
+    from reelface.daemon.pidfile import running_pid
+
+    pid = running_pid(ws)
+    return f"[green]up (pid {pid})[/]" if pid else "[red]down[/]"
+
+
+def run_daemon(ws: Workspace, verb: str) -> str:
+    """`reelface daemon start|stop` in a process of its own; the last line it printed."""
+    command = [sys.executable, "-m", "reelface", "-w", str(ws.root), "daemon", verb]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return f"daemon {verb}: no answer in 60 s"
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+@dataclass
+class Snapshot:
+    """What the dashboard shows, read in one worker."""
+
+    films: list[dict[str, Any]]
+    jobs: list[jobs.Job]
+    daemon: str
+    message: str | None  # what the change read with it did; None: there was no change
+
+
+class Dashboard(BackgroundScreen):
     BINDINGS = [
         Binding("i", "app.identities", "Identities", id="dashboard.identities"),
         Binding("s", "daemon('start')", "Start daemon", id="dashboard.start"),
@@ -55,11 +94,6 @@ class Dashboard(Screen):
         Binding("v", "launch('evaluate')", "Evaluate", id="dashboard.evaluate"),
         Binding("tab", "focus_next", "Films/jobs", show=False, id="dashboard.tab"),
     ]
-    DEFAULT_CSS = """
-    Dashboard #films { height: 1fr; }
-    Dashboard #jobs { height: 1fr; }
-    Dashboard #status { height: 2; background: $panel; }
-    """
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -74,26 +108,47 @@ class Dashboard(Screen):
         self.query_one("#jobs", DataTable).add_columns(
             "job", "kind", "what", "state", "progress", "attempts", "error"
         )
+        self.loaded = False
         self.message = ""
-        self.gpu = gpu_line()
-        self.refresh_tables()
-        self.set_interval(2.0, self.refresh_tables)
+        self.daemon = "…"
+        self.gpu = "GPU: …"
+        self.show_status()
+        self.detect_gpu()
+        self.set_interval(2.0, self.tick)
 
-    def refresh_tables(self) -> None:
-        conn = self.app.conn
+    def on_screen_resume(self) -> None:
+        # The first time shown, and back from every other screen (ticks skip hidden screens).
+        self.refresh_tables()
+
+    def tick(self) -> None:
+        if self.is_current and not self.working("dashboard"):
+            self.refresh_tables()
+
+    def refresh_tables(self, change: Callable[[sqlite3.Connection], str] | None = None) -> None:
+        """Read films, jobs and the daemon's state in a worker, after `change` (a job edit that
+        says what it did), and show them."""
+        ws = self.app.workspace
+
+        def read(conn: sqlite3.Connection) -> Snapshot:
+            message = change(conn) if change else None
+            films = catalogue.films(conn)
+            return Snapshot(films, jobs.listing(conn, limit=200), daemon_state(ws), message)
+
+        self.background(read, self.show, group="dashboard")
+
+    def show(self, snapshot: Snapshot) -> None:
         films = self.query_one("#films", DataTable)
         row = films.cursor_row
         films.clear()
-        for film in catalogue.films(conn):
+        for film in snapshot.films:
             total = film["frames_total"] or 0
             done = film["last_frame"] + 1
             share = 1.0 if film["state"] == "done" else (done / total if total else 0.0)
-            bar = _bar(share)
             films.add_row(
                 film["slug"],
                 film["kind"],
                 film["state"],
-                bar,
+                _bar(share),
                 str(film["faces"]),
                 str(film["faces_passed"]),
                 film["error"] or "",
@@ -103,7 +158,7 @@ class Dashboard(Screen):
         table = self.query_one("#jobs", DataTable)
         row = table.cursor_row
         table.clear()
-        for job in jobs.listing(conn, limit=200):
+        for job in snapshot.jobs:
             table.add_row(
                 str(job.id),
                 job.kind,
@@ -115,16 +170,26 @@ class Dashboard(Screen):
                 key=str(job.id),
             )
         table.move_cursor(row=row)
+        self.loaded = True
+        self.daemon = snapshot.daemon
+        if snapshot.message is not None:
+            self.message = snapshot.message
+        self.show_status()
+
+    def show_status(self) -> None:
+        note = self.message or ("" if self.loaded else "loading…")
         self.query_one("#status", Static).update(
-            f"[b]{self.app.workspace.root}[/]  daemon: {self.daemon_state()}  {self.gpu}\n"
-            f"{self.message}"
+            f"[b]{self.app.workspace.root}[/]  daemon: {self.daemon}  {self.gpu}\n{note}"
         )
 
-    def daemon_state(self) -> str:
-        from reelface.daemon.pidfile import running_pid
+    @work(thread=True, group="gpu")
+    def detect_gpu(self) -> None:
+        # onnxruntime is imported here: a second or more on a cold start.
+        self.on_ui(self._show_gpu, gpu_line())
 
-        pid = running_pid(self.app.workspace)
-        return f"[green]up (pid {pid})[/]" if pid else "[red]down[/]"
+    def _show_gpu(self, line: str) -> None:
+        self.gpu = line
+        self.show_status()
 
     def _selected_job(self) -> int | None:
         table = self.query_one("#jobs", DataTable)
@@ -133,18 +198,19 @@ class Dashboard(Screen):
         return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
     def action_daemon(self, verb: str) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "reelface",
-            "-w",
-            str(self.app.workspace.root),
-            "daemon",
-            verb,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        self.message = (done.stdout or done.stderr).strip().splitlines()[-1:] or [""]
-        self.message = self.message[0]
+        if self.working("daemon"):
+            self.message = "wait: the last daemon command is still running"
+        else:
+            self.message = f"daemon {verb}…"
+            self.daemon_command(verb)
+        self.show_status()
+
+    @work(thread=True, group="daemon")
+    def daemon_command(self, verb: str) -> None:
+        self.on_ui(self._daemon_done, run_daemon(self.app.workspace, verb))
+
+    def _daemon_done(self, line: str) -> None:
+        self.message = line
         self.refresh_tables()
 
     def action_retry(self) -> None:
@@ -153,16 +219,19 @@ class Dashboard(Screen):
     def action_cancel(self) -> None:
         self._job_change(jobs.cancel, "cancelled")
 
-    def _job_change(self, change, verb: str) -> None:
+    def _job_change(self, change: Callable[[sqlite3.Connection, int], Any], verb: str) -> None:
         job = self._selected_job()
         if job is None:
             return
-        try:
-            change(self.app.conn, job)
-            self.message = f"job {job} {verb}"
-        except jobs.JobError as error:
-            self.message = str(error)
-        self.refresh_tables()
+
+        def edit(conn: sqlite3.Connection) -> str:
+            try:
+                change(conn, job)
+            except jobs.JobError as error:
+                return str(error)
+            return f"job {job} {verb}"
+
+        self.refresh_tables(edit)
 
     def action_log(self) -> None:
         from .job_log import JobLog
@@ -174,9 +243,12 @@ class Dashboard(Screen):
     def action_launch(self, kind: str) -> None:
         def done(params: dict | None) -> None:
             if params:
-                job = jobs.enqueue(self.app.conn, kind, params)
-                self.message = f"{kind} queued as job {job}; the daemon runs it"
-                self.refresh_tables()
+                self.refresh_tables(
+                    lambda conn: (
+                        f"{kind} queued as job {jobs.enqueue(conn, kind, params)}; "
+                        "the daemon runs it"
+                    )
+                )
 
         self.app.push_screen(LaunchForm(kind, FORMS[kind]), done)
 

@@ -10,9 +10,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from ..background import BackgroundScreen
 from ..model import FaceItem
 from ..widgets.face_image import FaceImage
 
@@ -45,19 +45,15 @@ def source_frame(film_path: str, pts: float | None, source: str | None) -> np.nd
     return None
 
 
-class FaceDetail(Screen):
-    """Escape goes back to the grid."""
+class FaceDetail(BackgroundScreen):
+    """Escape goes back to the grid; the pictures load in a worker, the crop first."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="detail.back")]
-    DEFAULT_CSS = """
-    FaceDetail #crop { width: 40; height: 20; }
-    FaceDetail #frame { width: 1fr; height: 20; }
-    FaceDetail #metrics { height: 1fr; padding: 0 1; }
-    """
 
     def __init__(self, face: FaceItem) -> None:
         super().__init__()
         self.face = face
+        self.frame_note = "source frame: loading…"
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -76,7 +72,7 @@ class FaceDetail(Screen):
             "measures: "
             + "  ".join(f"{key} {value:.3g}" for key, value in sorted(face.measures.items())),
         ]
-        return "\n".join(lines)
+        return "\n".join([*lines, self.frame_note] if self.frame_note else lines)
 
     def on_mount(self) -> None:
         self.load()
@@ -86,16 +82,25 @@ class FaceDetail(Screen):
         root = self.app.workspace.root
         crop = cv2.imread(str(root / self.face.crop_path), cv2.IMREAD_COLOR)
         if crop is not None:
-            pixels = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-            self.app.call_from_thread(setattr, self.query_one("#crop", FaceImage), "pixels", pixels)
-        row = self.app.conn.execute(
-            "SELECT f.path, x.box FROM faces x JOIN films f ON f.id = x.film_id WHERE x.id = ?",
-            (self.face.id,),
-        ).fetchone()
+            self.on_ui(self._show_crop, cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+        with self.app.worker_conn() as conn:
+            row = conn.execute(
+                "SELECT f.path, x.box FROM faces x JOIN films f ON f.id = x.film_id WHERE x.id = ?",
+                (self.face.id,),
+            ).fetchone()
+        # Seeking the film can take a while: the catalogue is free for other workers meanwhile.
         frame = source_frame(row[0], self.face.pts, self.face.source) if row else None
-        if frame is None:
-            return
-        x1, y1, x2, y2 = (int(v) for v in json.loads(row[1]))
-        thickness = max(2, frame.shape[1] // 300)
-        cv2.rectangle(frame, (x1, y1), (x2, y2), (255, 64, 64), thickness)
-        self.app.call_from_thread(setattr, self.query_one("#frame", FaceImage), "pixels", frame)
+        if frame is not None:
+            x1, y1, x2, y2 = (int(v) for v in json.loads(row[1]))
+            thickness = max(2, frame.shape[1] // 300)
+            cv2.rectangle(frame, (x1, y1), (x2, y2), (255, 64, 64), thickness)
+        self.on_ui(self._show_frame, frame)
+
+    def _show_crop(self, pixels: np.ndarray) -> None:
+        self.query_one("#crop", FaceImage).pixels = pixels
+
+    def _show_frame(self, frame: np.ndarray | None) -> None:
+        self.frame_note = "" if frame is not None else "source frame: cannot be read"
+        self.query_one("#metrics", Static).update(self.metrics())
+        if frame is not None:
+            self.query_one("#frame", FaceImage).pixels = frame

@@ -10,10 +10,6 @@ from textual.widgets import DataTable
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen DataTable { width: 80; height: 80%; border: thick $accent; }
-    """
 
     def __init__(self, sections: list[tuple[str, list[Binding]]]) -> None:
         super().__init__()

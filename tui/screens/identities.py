@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from reelface.identity import decisions, identify
 
-from .pickers import Choice, IdentityPicker, TextPrompt
+from ..background import BackgroundScreen
+from .pickers import IdentityPicker, TextPrompt, choices_from
 
 
-class IdentitiesScreen(Screen):
+class IdentitiesScreen(BackgroundScreen):
+    """The identities are read in a worker, on opening, on every return here and after each
+    change; keys typed meanwhile wait, as they act on the row under the cursor."""
+
     BINDINGS = [
         # Priority: the table would take Enter and ask for the review one message later, after
         # the keys typed next had already gone to this screen; now the review is on top first.
@@ -48,13 +54,31 @@ class IdentitiesScreen(Screen):
             "films",
             "suggested link",
         )
+        # Here, not on resume: the app hands keys to a screen once it is mounted.
         self.action_refresh()
 
-    def action_refresh(self, message: str = "") -> None:
+    def on_screen_resume(self) -> None:
+        if not self.loading_data:  # the first resume comes while the first read runs
+            self.action_refresh()
+
+    def action_refresh(self, change: Callable[[sqlite3.Connection], str] | None = None) -> None:
+        """Read every identity again in a worker, after `change` (a decision that says what it
+        did); the keys typed meanwhile wait for it."""
+
+        def read(conn: sqlite3.Connection) -> tuple[str, list[identify.IdentityInfo]]:
+            message = change(conn) if change else ""
+            return message, identify.identities(conn)
+
+        self.query_one("#status", Static).update(
+            "[b]identities[/] loading… (keys typed now wait for it)"
+        )
+        self.background(read, self.show, hold_keys=True)
+
+    def show(self, loaded: tuple[str, list[identify.IdentityInfo]]) -> None:
+        message, self.infos = loaded
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
-        self.infos = identify.identities(self.app.conn)
         for info in self.infos:
             link = info.suggestions[0] if info.suggestions else None
             table.add_row(
@@ -88,6 +112,15 @@ class IdentitiesScreen(Screen):
         # A click on the highlighted row selects it: the same request as Enter.
         self.action_review()
 
+    def _decide(self, decide: Callable[[sqlite3.Connection], object], said: str) -> None:
+        """Record a decision in the worker that then reads the identities; `said` is shown."""
+
+        def change(conn: sqlite3.Connection) -> str:
+            decide(conn)
+            return said
+
+        self.action_refresh(change)
+
     def action_rename(self) -> None:
         info = self.current
         if info is None:
@@ -95,8 +128,8 @@ class IdentitiesScreen(Screen):
 
         def done(text: str | None) -> None:
             if text:
-                decisions.name(self.app.conn, info.id, text)
-                self.action_refresh(f"identity {info.id} is now {text}")
+                said = f"identity {info.id} is now {text}"
+                self._decide(lambda conn: decisions.name(conn, info.id, text), said)
 
         self.app.push_screen(TextPrompt(f"Name identity {info.id}", info.name or ""), done)
 
@@ -104,40 +137,34 @@ class IdentitiesScreen(Screen):
         info = self.current
         if info is None:
             return
-        choices = [
-            Choice(o.id, f"{o.id}  {o.name or ''}  ({o.faces} faces)")
-            for o in self.infos
-            if o.id != info.id
-        ]
 
         def done(choice: int | None) -> None:
             if choice is not None and choice >= 0:
-                decisions.merge(self.app.conn, info.id, choice)
-                self.action_refresh(f"merged {info.id} into {choice} (u undoes)")
+                said = f"merged {info.id} into {choice} (u undoes)"
+                self._decide(lambda conn: decisions.merge(conn, info.id, choice), said)
 
-        self.app.push_screen(IdentityPicker(f"Merge {info.id} into…", choices, False), done)
+        picker = IdentityPicker(f"Merge {info.id} into…", choices_from(self.infos, info.id), False)
+        self.app.push_screen(picker, done)
 
     def action_accept_link(self) -> None:
         info = self.current
         if info and info.suggestions:
             other = info.suggestions[0][0]
-            decisions.merge(self.app.conn, info.id, other)
-            self.action_refresh(f"linked {info.id} with {other}")
+            said = f"linked {info.id} with {other}"
+            self._decide(lambda conn: decisions.merge(conn, info.id, other), said)
 
     def action_reject_link(self) -> None:
         info = self.current
         if info and info.suggestions:
             other = info.suggestions[0][0]
-            decisions.reject_link(self.app.conn, info.id, other)
-            self.action_refresh(f"{info.id} and {other} are different people")
+            said = f"{info.id} and {other} are different people"
+            self._decide(lambda conn: decisions.reject_link(conn, info.id, other), said)
 
     def action_undo(self) -> None:
-        try:
-            done = decisions.undo(self.app.conn)
-        except decisions.DecisionError as error:
-            self.action_refresh(str(error))
-            return
-        self.action_refresh(f"undid {done.kind}")
+        def undo(conn: sqlite3.Connection) -> str:
+            try:
+                return f"undid {decisions.undo(conn).kind}"
+            except decisions.DecisionError as error:
+                return str(error)
 
-    def on_screen_resume(self) -> None:
-        self.action_refresh()
+        self.action_refresh(undo)

@@ -31,11 +31,6 @@ class LaunchForm(ModalScreen[dict | None]):
     """Tab moves between fields, Enter in the last field queues the job, Esc cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="launch.cancel")]
-    DEFAULT_CSS = """
-    LaunchForm { align: center middle; }
-    LaunchForm > Vertical { width: 70; height: auto; border: thick $accent; background: $panel; }
-    LaunchForm #error { color: $error; }
-    """
 
     def __init__(self, kind: str, fields: list[tuple[str, str]]) -> None:
         super().__init__()

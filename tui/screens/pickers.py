@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -11,6 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from reelface.identity import identify
+
+from ..background import BackgroundScreen
+
 NEW = -1  # the option that means "a new identity"
 
 
@@ -18,6 +24,22 @@ NEW = -1  # the option that means "a new identity"
 class Choice:
     identity: int
     label: str
+
+
+def choices_from(infos: Iterable[identify.IdentityInfo], exclude: int) -> list[Choice]:
+    """Every identity but `exclude`, labelled with its id, name, face count and films."""
+    return [
+        Choice(
+            info.id, f"{info.id} {info.name or ''} ({info.faces} faces, {', '.join(info.films)})"
+        )
+        for info in infos
+        if info.id != exclude
+    ]
+
+
+def other_identities(exclude: int) -> Callable[[sqlite3.Connection], list[Choice]]:
+    """A reader of the choices (for a worker): every identity but `exclude`, as it is now."""
+    return lambda conn: choices_from(identify.identities(conn), exclude)
 
 
 def fuzzy(query: str, text: str) -> bool:
@@ -31,19 +53,24 @@ def fuzzy(query: str, text: str) -> bool:
     return True
 
 
-class IdentityPicker(ModalScreen[int | None]):
-    """Type to filter identities; Enter picks, Esc cancels. Returns an id, NEW or None."""
+class IdentityPicker(BackgroundScreen, ModalScreen[int | None]):
+    """Type to filter identities; Enter picks, Esc cancels. Returns an id, NEW or None.
+
+    Given a reader instead of a list, it reads the choices in a worker; keys typed meanwhile
+    (the id after `r` in the review) wait for them."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="picker.cancel")]
-    DEFAULT_CSS = """
-    IdentityPicker { align: center middle; }
-    IdentityPicker > Vertical { width: 60; height: 20; border: thick $accent; background: $panel; }
-    """
 
-    def __init__(self, title: str, choices: list[Choice], allow_new: bool = True) -> None:
+    def __init__(
+        self,
+        title: str,
+        choices: list[Choice] | Callable[[sqlite3.Connection], list[Choice]],
+        allow_new: bool = True,
+    ) -> None:
         super().__init__()
         self.title_text = title
-        self.choices = choices
+        self.choices = [] if callable(choices) else choices
+        self.read_choices = choices if callable(choices) else None
         self.allow_new = allow_new
 
     def compose(self) -> ComposeResult:
@@ -53,8 +80,16 @@ class IdentityPicker(ModalScreen[int | None]):
             yield OptionList(id="options")
 
     def on_mount(self) -> None:
+        if self.read_choices:
+            self.query_one(Label).update(f"{self.title_text} [dim](loading identities…)[/]")
+            self.background(self.read_choices, self._loaded, hold_keys=True)
         self._fill("")
         self.query_one(Input).focus()
+
+    def _loaded(self, choices: list[Choice]) -> None:
+        self.choices = choices
+        self.query_one(Label).update(self.title_text)
+        self._fill(self.query_one(Input).value)
 
     def _fill(self, query: str) -> None:
         options = self.query_one(OptionList)
@@ -103,10 +138,6 @@ class TextPrompt(ModalScreen[str | None]):
     """One line of text; Enter accepts, Esc cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
-    DEFAULT_CSS = """
-    TextPrompt { align: center middle; }
-    TextPrompt > Vertical { width: 60; height: 6; border: thick $accent; background: $panel; }
-    """
 
     def __init__(self, title: str, value: str = "") -> None:
         super().__init__()
@@ -135,10 +166,6 @@ class Confirm(ModalScreen[bool]):
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),
     ]
-    DEFAULT_CSS = """
-    Confirm { align: center middle; }
-    Confirm > Vertical { width: 64; height: 5; border: thick $warning; background: $panel; }
-    """
 
     def __init__(self, question: str) -> None:
         super().__init__()

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from reelface.identity import decisions
 
-from ..model import Review
+from ..background import BackgroundScreen
+from ..model import FaceItem, Review
 from ..widgets.face_grid import FaceGrid
-from .pickers import NEW, Choice, Confirm, IdentityPicker
+from .pickers import NEW, Confirm, IdentityPicker, other_identities
 
 
-class ReviewScreen(Screen):
-    """Keys act on the selection if there is one, else on the face under the cursor; the faces
-    load in a worker, and until then the app holds the keys typed for this screen."""
+class ReviewScreen(BackgroundScreen):
+    """Keys act on the selection if there is one, else on the face under the cursor.
+
+    The faces load in a worker, and so does every change that reads them again (reassign, split,
+    merge, undo…); meanwhile the worker owns `review` and the app holds the keys typed here. Keep
+    and discard, typed in a rhythm, write on the UI thread (one short transaction by face id), so
+    each key's face is marked before the next key is handled."""
 
     BINDINGS = [
         Binding("left", "move(-1)", "←", show=False, id="review.left"),
@@ -42,15 +49,11 @@ class ReviewScreen(Screen):
         Binding("enter", "detail", "Detail", id="review.detail"),
         Binding("escape", "app.pop_screen", "Back", id="review.back"),
     ]
-    DEFAULT_CSS = """
-    ReviewScreen #status { height: 1; background: $panel; }
-    """
 
     def __init__(self, identity: int) -> None:
         super().__init__()
         self.identity = identity
         self.review: Review | None = None
-        self.loading_data = True  # read by the app: keys wait while this is set
         self.first = 0  # index in review.visible of the first face on the page
         self.message = ""
 
@@ -59,7 +62,7 @@ class ReviewScreen(Screen):
         yield FaceGrid(self._pixels, id="grid")
         yield Footer()
 
-    def _pixels(self, face):
+    def _pixels(self, face: FaceItem) -> np.ndarray | None:
         return self.app.thumbs.cached(face.crop_path)
 
     @property
@@ -78,26 +81,15 @@ class ReviewScreen(Screen):
         self.query_one("#status", Static).update(
             f"[b]identity {self.identity}[/] loading… (keys typed now wait for it)"
         )
-        self.load_review()
-
-    @work(thread=True, exclusive=True, group="review")
-    def load_review(self) -> None:
-        review = Review(self.app.conn, self.identity)  # reads every face of the identity
-        self.app.call_from_thread(self._loaded, review)
+        self.background(lambda conn: Review.load(conn, self.identity), self._loaded, hold_keys=True)
 
     def _loaded(self, review: Review) -> None:
-        from ..app import ScreenReady
-
         self.review = review
-        self.loading_data = False
-        if self.is_attached:  # a screen closed while loading has nothing to draw
-            self.show_page()
-            self.refresh_bindings()
-        self.app.post_message(ScreenReady(self))
+        self.show_page()
 
     def check_action(self, action: str, parameters: tuple[Any, ...]) -> bool | None:
         # The command palette reaches actions too; while loading they show, greyed out.
-        return True if self.review is not None else None
+        return True if self.review is not None and not self.loading_data else None
 
     def on_resize(self) -> None:
         self.show_page()
@@ -107,7 +99,7 @@ class ReviewScreen(Screen):
     def show_page(self) -> None:
         """Point the grid at the cursor's page; missing pictures come from a loader thread."""
         review = self.review
-        if review is None:
+        if review is None or self.loading_data:  # a worker is changing the review
             return
         size = self.page_size
         self.first = (review.cursor // size) * size
@@ -142,7 +134,7 @@ class ReviewScreen(Screen):
         for path in needed:
             self.app.thumbs.load(path)
         if needed:
-            self.app.call_from_thread(self.grid.refresh)
+            self.on_ui(lambda: self.grid.refresh())  # the grid is looked up on the UI thread
         for path in upcoming:
             self.app.thumbs.load(path)
 
@@ -151,6 +143,13 @@ class ReviewScreen(Screen):
     def _after(self, message: str = "") -> None:
         self.message = message
         self.show_page()
+
+    def _change(self, change: Callable[[sqlite3.Connection], str]) -> None:
+        """Run a change that reads the faces again in a worker; what it says is shown after."""
+        self.query_one("#status", Static).update(
+            f"[b]identity {self.review.identity}[/] updating… (keys typed now wait for it)"
+        )
+        self.background(change, self._after, hold_keys=True)
 
     def action_move(self, step: int) -> None:
         self.review.move(step)
@@ -163,90 +162,85 @@ class ReviewScreen(Screen):
         self.action_move(step * self.page_size)
 
     def action_decide(self, verdict: str) -> None:
-        faces = self.review.decide(verdict)
+        faces = self.review.decide(self.app.conn, verdict)
         self._after(f"{verdict} {len(faces)} face(s)" if faces else "")
 
     def action_select(self) -> None:
         self.review.toggle_select()
         self._after(f"{len(self.review.selected)} selected")
 
-    def _choices(self) -> list[Choice]:
-        from reelface.identity import identify
-
-        return [
-            Choice(info.id, f"{info.id} {info.name or ''} ({info.faces} faces, {films})")
-            for info in identify.identities(self.review.conn)
-            if info.id != self.review.identity
-            for films in [", ".join(info.films)]
-        ]
+    def _split(self, conn: sqlite3.Connection) -> str:
+        return f"split into new identity {self.review.split(conn)}"
 
     def action_reassign(self) -> None:
-        if not self.review.targets():
+        review = self.review
+        if not review.targets():
             return
 
         def done(choice: int | None) -> None:
-            if choice is None:
-                return
             if choice == NEW:
-                new = self.review.split()
-                self.message = f"split into new identity {new}"
-            else:
-                faces = self.review.reassign(choice)
-                self.message = f"{len(faces)} face(s) → identity {choice}"
-            self.show_page()
+                self._change(self._split)
+            elif choice is not None:
+                self._change(
+                    lambda conn: f"{len(review.reassign(conn, choice))} face(s) → identity {choice}"
+                )
 
-        self.app.push_screen(IdentityPicker("Reassign to…", self._choices()), done)
+        picker = IdentityPicker("Reassign to…", other_identities(review.identity))
+        self.app.push_screen(picker, done)
 
     def action_split(self) -> None:
-        new = self.review.split()
-        if new is not None:
-            self.message = f"split into new identity {new}"
-            self.show_page()
+        if self.review.targets():
+            self._change(self._split)
 
     def action_merge(self) -> None:
+        review = self.review
+
+        def merge(conn: sqlite3.Connection, choice: int) -> str:
+            old = review.identity
+            review.merge_into(conn, choice)
+            return f"identity {old} merged into {review.identity} (u undoes)"
+
         def done(choice: int | None) -> None:
-            if choice is None or choice == NEW:
-                return
-            old = self.review.identity
-            self.review.merge_into(choice)
-            self.message = f"identity {old} merged into {self.review.identity} (u undoes)"
-            self.show_page()
+            if choice is not None and choice != NEW:
+                self._change(lambda conn: merge(conn, choice))
 
-        title = f"Merge identity {self.review.identity} into…"
-        self.app.push_screen(IdentityPicker(title, self._choices(), allow_new=False), done)
+        title = f"Merge identity {review.identity} into…"
+        picker = IdentityPicker(title, other_identities(review.identity), allow_new=False)
+        self.app.push_screen(picker, done)
 
-    def _history_step(self, step) -> None:
-        try:
-            done = step()
-        except decisions.DecisionError as error:
-            self.message = str(error)
-            self.update_status()
-            return
-        self.message = f"{'redid' if step == self.review.redo else 'undid'} {done.kind}"
-        self.show_page()
+    def _history_step(self, redo: bool) -> None:
+        review = self.review
+
+        def step(conn: sqlite3.Connection) -> str:
+            try:
+                done = review.redo(conn) if redo else review.undo(conn)
+            except decisions.DecisionError as error:
+                return str(error)
+            return f"{'redid' if redo else 'undid'} {done.kind}"
+
+        self._change(step)
 
     def action_undo(self) -> None:
-        self._history_step(self.review.undo)
+        self._history_step(redo=False)
 
     def action_redo(self) -> None:
-        self._history_step(self.review.redo)
+        self._history_step(redo=True)
 
     def action_filter(self) -> None:
         shown = self.review.cycle_filter()
-        self.message = f"showing {shown or 'all'}"
-        self.show_page()
+        self._after(f"showing {shown or 'all'}")
 
     def action_sort(self) -> None:
-        self.message = f"sorted by {self.review.cycle_sort()}"
-        self.show_page()
+        self._after(f"sorted by {self.review.cycle_sort()}")
 
     def action_discard_flagged(self) -> None:
-        reason = self.review.filter
+        review = self.review
+        reason = review.filter
         if reason in (None, "unreviewed"):
             self.message = "choose a reason with f first"
             self.update_status()
             return
-        count = len(self.review.flagged(reason))
+        count = len(review.flagged(reason))
         if not count:
             self.message = f"nothing flagged {reason} to discard"
             self.update_status()
@@ -254,10 +248,13 @@ class ReviewScreen(Screen):
 
         def done(yes: bool | None) -> None:
             if yes:
-                self.message = f"discarded {self.review.discard_flagged(reason)} {reason} face(s)"
-                self.show_page()
+                self._change(
+                    lambda conn: (
+                        f"discarded {review.discard_flagged(conn, reason)} {reason} face(s)"
+                    )
+                )
 
-        question = f"Discard all {count} faces flagged {reason} in identity {self.review.identity}?"
+        question = f"Discard all {count} faces flagged {reason} in identity {review.identity}?"
         self.app.push_screen(Confirm(question), done)
 
     def action_detail(self) -> None:

@@ -35,8 +35,6 @@ EMPTY = Style(bgcolor="grey15")
 class FaceGrid(Widget):
     """Tiles of faces; `pixels_of(face)` gives a thumbnail or None while it loads."""
 
-    DEFAULT_CSS = "FaceGrid { height: 1fr; width: 1fr; }"
-
     def __init__(self, pixels_of: Callable[[FaceItem], np.ndarray | None], **kwargs) -> None:
         super().__init__(**kwargs)
         self.pixels_of = pixels_of

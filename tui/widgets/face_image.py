@@ -32,8 +32,6 @@ def strips_for(pixels: np.ndarray, width: int, height: int) -> list[Strip]:
 class FaceImage(Widget):
     """Shows an RGB array; strips are computed once per size, so cursor moves cost nothing here."""
 
-    DEFAULT_CSS = "FaceImage { width: 20; height: 10; }"
-
     def __init__(self, pixels: np.ndarray | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self._face_pixels = pixels
