@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from reelface import config, synth
-from reelface.identity import cluster
+from reelface.identity import cluster, scores
 from reelface.models import install, registry
 from reelface.pipeline import align
 
@@ -58,8 +58,8 @@ def bench_speed(sizes: list[int], params: cluster.ClusterParams) -> None:
         seconds = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        f = cluster.pairwise_f(truth, labels)[2]
-        b = cluster.bcubed(truth, labels)[2]
+        f = scores.pairwise_f(truth, labels)[2]
+        b = scores.bcubed(truth, labels)[2]
         people = len(np.unique(truth))
         print(f"{n:>8} {people:>7} {seconds:>8.2f} {peak / 2**20:>9.0f} {f:>11.3f} {b:>9.3f}")
 
@@ -128,8 +128,8 @@ def bench_accuracy(params: cluster.ClusterParams) -> None:
         f"{'pair F':>7} {'B3 P':>6} {'B3 R':>6} {'B3 F':>6}"
     )
     for name, labels in rows:
-        p, r, f = cluster.pairwise_f(truth, labels)
-        bp, br, bf = cluster.bcubed(truth, labels)
+        p, r, f = scores.pairwise_f(truth, labels)
+        bp, br, bf = scores.bcubed(truth, labels)
         found = len(np.unique(labels[labels >= 0]))
         unsorted = int((labels < 0).sum())
         print(

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from reelface.swap import train
 from reelface.swap.arcface import IResNet, IResNetConfig
+from reelface.swap.train_options import TrainOptions
+from reelface.swap.trainer import Trainer
 
 TINY_ARCFACE = IResNetConfig(layers=(1, 2, 1, 1), widths=(8, 16, 16, 32), embedding=64)
 
@@ -53,11 +54,11 @@ def main() -> None:
         arcface = Path(folder) / "arcface.pt"
         torch.manual_seed(0)
         torch.save(IResNet(TINY_ARCFACE if args.tiny else IResNetConfig()).state_dict(), arcface)
-        options = train.TrainOptions(
+        options = TrainOptions(
             data=[], out=folder, arcface=str(arcface), batch=args.batch, size=size,
             tiny=args.tiny, device=args.device, amp=not args.no_amp, compile=args.compile,
         )  # fmt: skip
-        trainer = train.Trainer(options)
+        trainer = Trainer(options)
     rng = np.random.default_rng(0)
     batches = [_batch(rng, args.batch, size, same=k % 2 == 0) for k in range(4)]
     cuda = trainer.device.type == "cuda"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from reelface import catalogue, synth
 from reelface.cli import main
-from reelface.identity import cluster, decisions
+from reelface.identity import cluster, decisions, scores
 from tests.conftest import CROP
 
 
@@ -185,7 +185,7 @@ def test_cluster_scales_and_respects_constraints() -> None:
     truth = np.repeat(np.arange(3), 20)
     params = cluster.ClusterParams(threshold=0.1, merge_threshold=0.06)
     labels = cluster.cluster(x, params)
-    assert cluster.pairwise_f(truth, labels)[2] == 1.0
+    assert scores.pairwise_f(truth, labels)[2] == 1.0
     # Two faces in one frame are never one person, even when identical.
     twins = np.vstack([x[:1], x[:1]])
     single = cluster.ClusterParams(threshold=0.1, merge_threshold=0.06, min_size=1)

@@ -16,10 +16,6 @@ CLI = ("reelface.cli", "reelface.__main__", "reelface.daemon.cli", "reelface.tui
 # Longer on purpose: a verbatim table of SimSwap's parameter names (data, not logic).
 LONG_OK = {
     "core/swap/simswap_keys.py",
-    # Being split by job in this change; each leaves this list when it is.
-    "core/identity/cluster.py",
-    "core/models/dlib_resnet.py",
-    "core/swap/train.py",
 }
 MAX_LINES = 400
 

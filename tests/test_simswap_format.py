@@ -13,7 +13,10 @@ from reelface.cli.train import export_model_command
 from reelface.models.base import ModelError
 from reelface.swap import checkpoint, identity, simswap, train
 from reelface.swap.generator import Generator, GeneratorConfig
+from reelface.swap.run_files import GENERATOR
 from reelface.swap.simswap_keys import LAYOUTS
+from reelface.swap.train_options import TrainError, TrainOptions
+from reelface.swap.trainer import Trainer
 from tests.test_arcface import TINY, save_lab_style, tiny_net
 
 
@@ -69,7 +72,7 @@ def test_round_trip_through_export_model_is_bit_identical(tmp_path: Path) -> Non
             module.running_var.uniform_(0.5, 2)
             module.num_batches_tracked.fill_(1234)
     run = tmp_path / "run"
-    checkpoint.save(run / train.GENERATOR, model)
+    checkpoint.save(run / GENERATOR, model)
     out = tmp_path / "simswap" / "latest_net_G.pth"
     result = CliRunner().invoke(export_model_command, [str(run), "--simswap", str(out)])
     assert result.exit_code == 0, result.output
@@ -154,13 +157,13 @@ def test_train_init_starts_from_the_file_and_refuses_another_shape(tmp_path: Pat
     start = Generator(cfg)
     init = tmp_path / "init.pt"
     checkpoint.save(init, start)
-    options = train.TrainOptions(data=[], out=str(tmp_path / "run"), arcface=str(arcface),
+    options = TrainOptions(data=[], out=str(tmp_path / "run"), arcface=str(arcface),
                                  size=64, tiny=True, init=str(init), device="cpu")  # fmt: skip
     options, state = train.prepare(options, resume=False)
     assert state is None and options.convention == "unit"
-    trainer = train.Trainer(options)
+    trainer = Trainer(options)
     trainer.init_generator(init)
     assert _same(trainer.G.state_dict(), start.state_dict())
     options.deep = True
-    with pytest.raises(train.TrainError, match=r"deep False \(run: True\)"):
-        train.Trainer(options).init_generator(init)
+    with pytest.raises(TrainError, match=r"deep False \(run: True\)"):
+        Trainer(options).init_generator(init)

@@ -16,6 +16,7 @@ from reelface.cli.train import swap_command
 from reelface.evaluation import evaluate
 from reelface.pipeline import align
 from reelface.swap import checkpoint, paste, train
+from reelface.swap.run_files import GENERATOR, LATEST, read_state
 from tests.test_train import SIZE, make_dataset, save_arcface, tiny_options
 
 
@@ -36,7 +37,7 @@ def test_swap_command_writes_the_pasted_photo(
     _, _, run = trained
     photos = synth.package_photos()
     out, crop = tmp_path / "swapped.png", tmp_path / "crop.png"
-    args = ["--model", str(run / train.GENERATOR), "--source", str(photos["skimage_astronaut"]),
+    args = ["--model", str(run / GENERATOR), "--source", str(photos["skimage_astronaut"]),
             "--target", str(photos["insightface_t1"]), "--out", str(out), "--crop-out", str(crop),
             "--device", "cpu"]  # fmt: skip
     result = CliRunner().invoke(swap_command, args)
@@ -57,7 +58,7 @@ def test_swap_errors(trained: tuple[Path, Path, Path], models_dir: Path, tmp_pat
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
     photo = str(synth.package_photos()["skimage_astronaut"])
-    model = str(run / train.GENERATOR)
+    model = str(run / GENERATOR)
     cases = [
         (["--model", str(tmp_path / "none.pt"), "--source", photo, "--target", photo],
          "no such generator checkpoint"),
@@ -71,7 +72,7 @@ def test_swap_errors(trained: tuple[Path, Path, Path], models_dir: Path, tmp_pat
 
 def test_checkpoint_drives_the_evaluation_swapper(trained: tuple[Path, Path, Path]) -> None:
     faces, _, run = trained
-    loaded = checkpoint.load(run / train.LATEST, device="cpu")
+    loaded = checkpoint.load(run / LATEST, device="cpu")
     crops = np.stack([synth.load_photo(p) for p in sorted(faces.glob("*/*"))[:3]])
     ids = torch.nn.functional.normalize(torch.randn(3, loaded.config.id_dim), dim=1).numpy()
     out = evaluate.GeneratorSwapper("model", loaded).swap(crops, crops, ids)
@@ -113,6 +114,6 @@ def test_two_process_ddp_on_cpu(trained: tuple[Path, Path, Path], tmp_path: Path
     faces, arcface, _ = trained
     options = tiny_options(faces, arcface, tmp_path / "ddp", steps=2, batch=2, gpus=2)
     assert train.launch(options, resume=False) == 0
-    state = train.read_state(tmp_path / "ddp" / train.LATEST)
+    state = read_state(tmp_path / "ddp" / LATEST)
     assert state["step"] == 2 and state["options"]["gpus"] == 2
     assert (tmp_path / "ddp" / "samples" / "step_00000002.png").is_file()

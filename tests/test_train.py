@@ -22,7 +22,10 @@ from click.testing import CliRunner
 from reelface import synth
 from reelface.cli.train import train_command
 from reelface.pipeline import align
-from reelface.swap import checkpoint, data, losses, train
+from reelface.swap import checkpoint, data, losses
+from reelface.swap.run_files import GENERATOR, LATEST, read_state
+from reelface.swap.train_options import TrainOptions
+from reelface.swap.trainer import Trainer
 from tests.test_arcface import tiny_net
 
 SIZE = 64
@@ -71,13 +74,13 @@ def arcface_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_arcface(tmp_path_factory.mktemp("arcface") / "arcface_state.pt")
 
 
-def tiny_options(faces: Path, arcface: Path, out: Path, **extra: object) -> train.TrainOptions:
+def tiny_options(faces: Path, arcface: Path, out: Path, **extra: object) -> TrainOptions:
     values = dict(
         data=[str(faces)], out=str(out), arcface=str(arcface), steps=6, batch=4, size=SIZE,
         tiny=True, save_every=3, sample_every=3, log_every=1, workers=0, device="cpu",
     )  # fmt: skip
     values.update(extra)
-    return train.TrainOptions(**values)
+    return TrainOptions(**values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,7 +142,7 @@ def test_pair_schedule(faces: Path) -> None:
 
 def test_loss_falls_on_a_fixed_batch(faces: Path, arcface_file: Path, tmp_path: Path) -> None:
     options = tiny_options(faces, arcface_file, tmp_path / "run", lr=2e-3)
-    trainer = train.Trainer(options)
+    trainer = Trainer(options)
     identities, _ = data.scan([faces])
     batches = data.PairBatches(identities, SIZE, data.Schedule(len(identities), 4))
     fixed = batches[0]  # a same-identity batch: reconstruction and identity both apply
@@ -185,8 +188,8 @@ def resumed_run(faces: Path, arcface_file: Path, tmp_path_factory) -> tuple[Path
 
 def test_resume_is_bit_identical(resumed_run: tuple[Path, Path]) -> None:
     whole, split = resumed_run
-    a = train.read_state(whole / train.LATEST)
-    b = train.read_state(split / train.LATEST)
+    a = read_state(whole / LATEST)
+    b = read_state(split / LATEST)
     assert a["step"] == b["step"] == 6
     for key in ("generator", "discriminator", "optim_g", "optim_d", "rng"):
         if key == "generator":
@@ -229,7 +232,7 @@ def test_run_files(resumed_run: tuple[Path, Path]) -> None:
         split / "tb"
     )
     # generator.pt and latest.pt both load as generator checkpoints (swap, evaluation).
-    for name in (train.GENERATOR, train.LATEST):
+    for name in (GENERATOR, LATEST):
         loaded = checkpoint.load(split / name, device="cpu")
         assert loaded.info["step"] == 6 and loaded.config.image_size == SIZE
         assert loaded.identity["dim"] == 64
@@ -295,7 +298,7 @@ def test_projected_discriminator_from_a_local_backbone(
     options = tiny_options(
         faces, arcface_file, tmp_path / "run", discriminator="projected", backbone=str(backbone)
     )
-    trainer = train.Trainer(options)
+    trainer = Trainer(options)
     frozen = [p for p in trainer.D.backbone.parameters()]
     before = [p.clone() for p in frozen]
     identities, _ = data.scan([faces])
@@ -304,7 +307,7 @@ def test_projected_discriminator_from_a_local_backbone(
     assert np.isfinite(list(values.values())).all() and values["G/feature"] > 0
     assert all(torch.equal(a, b) for a, b in zip(before, frozen, strict=True))
     with pytest.raises(Exception, match="no such backbone"):
-        train.Trainer(
+        Trainer(
             tiny_options(
                 faces,
                 arcface_file,

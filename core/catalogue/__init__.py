@@ -9,6 +9,7 @@ from reelface.catalogue.films import (
     NoSuchFilm,
     add_export,
     add_film,
+    add_import,
     film_by_ref,
     film_or_fail,
     films,
@@ -17,7 +18,7 @@ from reelface.catalogue.films import (
     reset_film,
     set_film_state,
 )
-from reelface.catalogue.runs import add_identity, add_run
+from reelface.catalogue.runs import add_decision, add_identity, add_run, set_links
 from reelface.catalogue.schema import (
     SCHEMA_VERSION,
     CatalogueError,
@@ -30,5 +31,5 @@ __all__ = [
     "SCHEMA_VERSION", "CatalogueError", "FaceRecord", "NoSuchFilm", "add_film", "commit_batch",
     "crop_names", "embeddings", "faces", "film_by_ref", "film_or_fail", "films", "find_film",
     "model_id", "open_catalogue", "remove_films", "reset_film", "set_film_state", "transaction",
-    "add_identity", "add_run", "add_export",
+    "add_identity", "add_run", "add_export", "add_decision", "set_links", "add_import",
 ]  # fmt: skip

@@ -112,6 +112,17 @@ def add_export(
         )
 
 
+def add_import(
+    conn: sqlite3.Connection, archive: Path, sha256: str, film_id: int | None, counts: dict
+) -> int:
+    """Record an imported zip (inside the caller's transaction); IntegrityError if it is already."""
+    cur = conn.execute(
+        "INSERT INTO imports (path, sha256, film_id, counts, created) VALUES (?, ?, ?, ?, ?)",
+        (str(archive), sha256, film_id, json.dumps(counts, sort_keys=True), time.time()),
+    )
+    return int(cur.lastrowid)
+
+
 def remove_films(conn: sqlite3.Connection, film_ids: list[int]) -> None:
     """Delete films and, by the schema's cascades, their faces (inside the caller's transaction)."""
     conn.executemany("DELETE FROM films WHERE id = ?", [(i,) for i in film_ids])

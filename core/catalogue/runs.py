@@ -1,4 +1,5 @@
-"""Identity rows and clustering runs: which identity each face of a film was given, and how."""
+"""Identity rows, clustering runs, cross-film links and the decision log's rows: which identity each
+face of a film was given, how, and what a person said about it."""
 
 from __future__ import annotations
 
@@ -38,3 +39,36 @@ def add_run(
         [(run, *row) for row in assignments],
     )
     return int(run)
+
+
+def set_links(conn: sqlite3.Connection, links: Iterable[tuple[int, int, float]]) -> None:
+    """Record suggested cross-film links (identity, other, centroid distance)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO links (identity_id, other_id, distance, created) "
+        "VALUES (?, ?, ?, ?)",
+        [(a, b, d, time.time()) for a, b, d in links],
+    )
+
+
+def add_decision(
+    conn: sqlite3.Connection,
+    kind: str,
+    who: str,
+    faces: Iterable[int],
+    identity: int | None,
+    target: int | None,
+    ref: int | None,
+    payload: dict[str, Any],
+) -> int:
+    """Append one decision and the faces it names to the log (never updated, never deleted)."""
+    cur = conn.execute(
+        """INSERT INTO decisions (kind, identity_id, target_id, ref, payload, who, created)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        (kind, identity, target, ref, json.dumps(payload), who, time.time()),
+    )
+    decision = int(cur.lastrowid)
+    conn.executemany(
+        "INSERT INTO decision_faces (decision_id, face_id) VALUES (?, ?)",
+        [(decision, f) for f in sorted(set(faces))],
+    )
+    return decision

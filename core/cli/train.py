@@ -127,6 +127,8 @@ def train_command(ctx: click.Context, roots: tuple[Path, ...], out: Path, resume
                   **values: Any) -> None:  # fmt: skip
     """Train SimSwap on identity folders; Ctrl-C saves a checkpoint, --resume continues."""
     from reelface.swap import data, train
+    from reelface.swap.run_files import LATEST
+    from reelface.swap.train_options import TrainError, TrainOptions
 
     given = tuple(
         name for name in (*_PLAIN, "arcface", "no_amp", *_LAMBDAS)
@@ -134,7 +136,7 @@ def train_command(ctx: click.Context, roots: tuple[Path, ...], out: Path, resume
     ) + (("data",) if roots else ())  # fmt: skip
     if values["size"] is None:
         values["size"] = 64 if values["tiny"] else 224
-    options = train.TrainOptions(
+    options = TrainOptions(
         data=[str(r) for r in roots],
         out=str(out),
         arcface=str(values["arcface"] or ""),
@@ -145,15 +147,15 @@ def train_command(ctx: click.Context, roots: tuple[Path, ...], out: Path, resume
     given = tuple(_field(name) for name in given)
     try:
         if not resume and not roots:
-            raise train.TrainError("no training data; pass --data ROOT (one folder per identity)")
+            raise TrainError("no training data; pass --data ROOT (one folder per identity)")
         if options.gpus > 1 and "WORLD_SIZE" not in os.environ:
             _check_gpus(options)
             sys.exit(train.launch(options, resume, given))
         options, state = train.prepare(options, resume, given)
         train.run(options, state)
-    except (train.TrainError, ModelError, data.DataError) as error:
+    except (TrainError, ModelError, data.DataError) as error:
         _fail(error)
-    console.print(f"checkpoint: {Path(options.out) / train.LATEST}", highlight=False)
+    console.print(f"checkpoint: {Path(options.out) / LATEST}", highlight=False)
 
 
 def _field(name: str) -> str:
@@ -163,7 +165,7 @@ def _field(name: str) -> str:
 def _check_gpus(options: Any) -> None:
     import torch
 
-    from reelface.swap.train import TrainError
+    from reelface.swap.train_options import TrainError
 
     if options.device.startswith("cpu"):
         return  # CPU processes on the gloo backend (tests, debugging)
@@ -245,9 +247,10 @@ def export_model_command(run: Path, out: Path) -> None:
     """Export RUN's generator (RUN/generator.pt, RUN/latest.pt or a checkpoint file) for SimSwap."""
     import torch
 
-    from reelface.swap import checkpoint, simswap, train
+    from reelface.swap import checkpoint, simswap
+    from reelface.swap.run_files import GENERATOR, LATEST
 
-    source = next((p for p in (run / train.GENERATOR, run / train.LATEST) if p.is_file()), run)
+    source = next((p for p in (run / GENERATOR, run / LATEST) if p.is_file()), run)
     try:
         ckpt = checkpoint.load(source, "cpu")
         state = simswap.export_state(ckpt.model)

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import sqlite3
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -297,22 +296,11 @@ def _record(
             "checksums": kept,
         }
         try:
-            cur = conn.execute(
-                "INSERT INTO imports (path, sha256, film_id, counts, created) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    str(result.archive),
-                    digest,
-                    first,
-                    json.dumps(counts, sort_keys=True),
-                    time.time(),
-                ),
-            )
+            result.import_id = catalogue.add_import(conn, result.archive, digest, first, counts)
         except sqlite3.IntegrityError as error:  # the same zip, imported meanwhile elsewhere
             raise ArchiveError(
                 f"{result.archive}: imported meanwhile by another run; nothing to do"
             ) from error
-        result.import_id = int(cur.lastrowid)
         if new:
             cfg = ws.config().cluster
             threshold = identify.params_for(cfg, dims.pop()).merge_threshold * 1.5

@@ -1,6 +1,7 @@
 """Identity clustering of unit embeddings: no K, video constraints, diagnostics; k-means to compare.
 
-Pure functions on arrays; the catalogue side lives in identify.py. The default method is a
+Pure functions on arrays; the catalogue side lives in identify.py, must-link tracks in
+tracking.py, scores against a known truth in scores.py. The default method is a
 constrained single linkage on a k-nearest-neighbour graph cut at a distance threshold:
 - edges are each face's k nearest neighbours closer than the threshold (exact blockwise products
   up to EXACT_LIMIT faces, an inverted-file search over k-means cells above, so memory stays
@@ -302,67 +303,7 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Tracks
-
-
-def tracks(
-    frames: np.ndarray,
-    boxes: np.ndarray,
-    x: np.ndarray,
-    step: int,
-    min_iou: float = 0.3,
-    threshold: float = 0.1,
-) -> np.ndarray:
-    """Track id per face (−1 alone): faces in consecutive sampled frames (`step` apart) whose
-    boxes overlap by `min_iou` and whose embeddings are within `threshold`, matched one to one."""
-    frames = np.asarray(frames)
-    n = len(frames)
-    out = np.full(n, -1, np.int64)
-    if n == 0:
-        return out
-    x = normalise(x)
-    by_frame: dict[int, list[int]] = {}
-    for i in np.argsort(frames, kind="stable").tolist():
-        by_frame.setdefault(int(frames[i]), []).append(i)
-    next_id = 0
-    previous: list[int] = []
-    previous_frame = None
-    for frame in sorted(by_frame):
-        current = by_frame[frame]
-        if previous_frame is not None and frame - previous_frame <= step:
-            pairs = sorted(
-                (
-                    (-_iou(boxes[p], boxes[c]), p, c)
-                    for p in previous
-                    for c in current
-                    if _iou(boxes[p], boxes[c]) >= min_iou and 1 - float(x[p] @ x[c]) < threshold
-                ),
-            )
-            used_p: set[int] = set()
-            used_c: set[int] = set()
-            for _, p, c in pairs:
-                if p in used_p or c in used_c:
-                    continue
-                used_p.add(p)
-                used_c.add(c)
-                if out[p] < 0:
-                    out[p] = next_id
-                    next_id += 1
-                out[c] = out[p]
-        previous, previous_frame = current, frame
-    return out
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
-    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
-# ---------------------------------------------------------------------------------------------
-# Diagnostics and scores
+# Diagnostics
 
 
 def centroids(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -408,40 +349,3 @@ def diagnostics(x: np.ndarray, labels: np.ndarray, z: float = 2.0) -> list[Clust
             )
         )
     return out
-
-
-def pairwise_f(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    """Pairwise precision, recall, F over faces; unsorted faces count as singletons."""
-    labels = _singletons(labels)
-    from collections import Counter
-
-    def pairs(counter: Counter) -> int:
-        return sum(c * (c - 1) // 2 for c in counter.values())
-
-    together = pairs(Counter(zip(truth.tolist(), labels.tolist(), strict=True)))
-    predicted = pairs(Counter(labels.tolist()))
-    actual = pairs(Counter(truth.tolist()))
-    precision = together / predicted if predicted else 1.0
-    recall = together / actual if actual else 1.0
-    f = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return precision, recall, f
-
-
-def bcubed(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
-    """BCubed precision, recall, F (per-face averages); unsorted faces count as singletons."""
-    from collections import Counter
-
-    labels = _singletons(labels)
-    joint = Counter(zip(truth.tolist(), labels.tolist(), strict=True))
-    by_label, by_truth = Counter(labels.tolist()), Counter(truth.tolist())
-    n = len(truth)
-    precision = sum(c * c / by_label[lab] for (_, lab), c in joint.items()) / n
-    recall = sum(c * c / by_truth[t] for (t, _), c in joint.items()) / n
-    return precision, recall, 2 * precision * recall / (precision + recall)
-
-
-def _singletons(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels).copy()
-    lone = labels == UNSORTED
-    labels[lone] = labels.max(initial=0) + 1 + np.arange(int(lone.sum()))
-    return labels

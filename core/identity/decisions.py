@@ -11,11 +11,11 @@ from __future__ import annotations
 import getpass
 import json
 import sqlite3
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from reelface import catalogue
 from reelface.catalogue import transaction
 from reelface.errors import ReelfaceError
 
@@ -202,17 +202,9 @@ def record(
     ref: int | None = None,
     payload: dict | None = None,
 ) -> int:
-    cur = conn.execute(
-        """INSERT INTO decisions (kind, identity_id, target_id, ref, payload, who, created)
-           VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        (kind, identity, target, ref, json.dumps(payload or {}), _who(who), time.time()),
+    return catalogue.add_decision(
+        conn, kind, _who(who), faces, identity, target, ref, payload or {}
     )
-    decision = int(cur.lastrowid)
-    conn.executemany(
-        "INSERT INTO decision_faces (decision_id, face_id) VALUES (?, ?)",
-        [(decision, f) for f in sorted(set(faces))],
-    )
-    return decision
 
 
 def keep(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None) -> int:
@@ -248,10 +240,7 @@ def split(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None
     with transaction(conn):
         _check_faces(conn, faces)
         film = conn.execute("SELECT film_id FROM faces WHERE id = ?", (faces[0],)).fetchone()[0]
-        cur = conn.execute(
-            "INSERT INTO identities (film_id, created) VALUES (?, ?)", (film, time.time())
-        )
-        identity = int(cur.lastrowid)
+        identity = catalogue.add_identity(conn, film)
         record(conn, "split", who, faces, target=identity)
         return identity
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -14,7 +14,7 @@ from reelface import catalogue
 from reelface.catalogue import transaction
 from reelface.config import ClusterConfig
 from reelface.errors import ReelfaceError
-from reelface.identity import cluster, decisions
+from reelface.identity import cluster, decisions, tracking
 
 
 class ClusterError(ReelfaceError, ValueError):
@@ -23,6 +23,16 @@ class ClusterError(ReelfaceError, ValueError):
 
 class NoFaces(ClusterError):
     """The film holds no faces: for a job after extraction, a finished film with no one in it."""
+
+
+def _unit_rows(blobs: Iterable[bytes]) -> np.ndarray:
+    """Stored float32 embeddings as unit rows."""
+    return cluster.normalise(np.stack([np.frombuffer(b, np.float32) for b in blobs]))
+
+
+def _centre(x: np.ndarray) -> np.ndarray:
+    """The unit mean direction of unit rows."""
+    return cluster.normalise(x.sum(0)[None])[0]
 
 
 def params_for(cfg: ClusterConfig, dim: int) -> cluster.ClusterParams:
@@ -78,7 +88,7 @@ def cluster_film(
     if not rows:
         raise NoFaces(f"film {film['slug']} has no faces (run `reelface extract` first)")
     ids = np.array([r["id"] for r in rows], np.int64)
-    x = cluster.normalise(np.stack([np.frombuffer(r["embedding"], np.float32) for r in rows]))
+    x = _unit_rows(r["embedding"] for r in rows)
     params = params_for(cfg, x.shape[1])
     frames = np.array([r["frame"] for r in rows])
     if k is not None:
@@ -88,7 +98,7 @@ def cluster_film(
         if film["kind"] == "video":
             step = int(json.loads(film["params"]).get("interval", 1))
             boxes = np.array([json.loads(r["box"]) for r in rows], np.float64)
-            tracks = cluster.tracks(frames, boxes, x, step, cfg.track_iou, params.threshold)
+            tracks = tracking.tracks(frames, boxes, x, step, cfg.track_iou, params.threshold)
         labels = cluster.cluster(x, params, frames=frames.tolist(), tracks=tracks)
         method = "auto"
     stats = cluster.diagnostics(x, labels)
@@ -218,8 +228,8 @@ def centroids_by_identity(
         rows = conn.execute(
             f"SELECT embedding, embedder_id FROM faces WHERE id IN ({marks})", faces
         ).fetchall()
-        x = cluster.normalise(np.stack([np.frombuffer(r[0], np.float32) for r in rows]))
-        out[identity] = (rows[0][1], np.array(faces), cluster.normalise(x.sum(0)[None])[0])
+        x = _unit_rows(r[0] for r in rows)
+        out[identity] = (rows[0][1], np.array(faces), _centre(x))
     return out
 
 
@@ -245,11 +255,7 @@ def suggest_links(
             distance = float(1 - ca @ cb)
             if distance < threshold:
                 found.append((a, b, round(distance, 4)))
-    conn.executemany(
-        "INSERT OR REPLACE INTO links (identity_id, other_id, distance, created) "
-        "VALUES (?, ?, ?, ?)",
-        [(a, b, d, time.time()) for a, b, d in found],
-    )
+    catalogue.set_links(conn, found)
     return found
 
 
@@ -279,10 +285,8 @@ def identities(conn: sqlite3.Connection) -> list[IdentityInfo]:
         kept = [m for m in members if m.verdict != "discard"]
         sims_mean = sims_spread = None
         if kept:
-            x = cluster.normalise(
-                np.stack([np.frombuffer(faces[m.face_id]["embedding"], np.float32) for m in kept])
-            )
-            sims = x @ cluster.normalise(x.sum(0)[None])[0]
+            x = _unit_rows(faces[m.face_id]["embedding"] for m in kept)
+            sims = x @ _centre(x)
             sims_mean, sims_spread = round(float(sims.mean()), 4), round(float(sims.std()), 4)
         best: dict[int, float] = {}
         for other, d in links.get(identity, []):

@@ -114,15 +114,17 @@ def train(
 ) -> dict[str, Any]:
     """Train SimSwap on identity folders, as `reelface train` (--gpus N starts torchrun)."""
     from reelface.swap import train as train_mod
+    from reelface.swap.run_files import LATEST
+    from reelface.swap.train_options import TrainError, TrainOptions
 
     del ws  # training reads only the roots it is given
     given = (*options, "data", "arcface") if resume else ()
-    opts = train_mod.TrainOptions(data=list(data), out=out, arcface=arcface, **options)
+    opts = TrainOptions(data=list(data), out=out, arcface=arcface, **options)
     if opts.gpus > 1:
         code = train_mod.launch(opts, resume, given)
         if code:
-            raise train_mod.TrainError(f"training processes exited with status {code}")
-        return {"checkpoint": str(Path(out) / train_mod.LATEST)}
+            raise TrainError(f"training processes exited with status {code}")
+        return {"checkpoint": str(Path(out) / LATEST)}
     opts, state = train_mod.prepare(opts, resume, given)
 
     def progress(step: int, steps: int, values: dict[str, float]) -> None:
