@@ -82,10 +82,17 @@ class Config:
         return tomli_w.dumps(asdict(self))
 
 
-def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+# Keys older workspaces wrote, and how each becomes today's: (new key, conversion).
+LEGACY_KEYS = {"max_upscale": ("min_face", lambda value: 1 / value)}
+
+
+def _checked(cls: type, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """`values` for dataclass `cls`, each key known and each value of its default's type."""
     known = {f.name: f for f in fields(cls)}
     out = {}
     for key, value in values.items():
+        if key in LEGACY_KEYS and key not in known and isinstance(value, (int, float)):
+            key, value = LEGACY_KEYS[key][0], LEGACY_KEYS[key][1](value)
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
         default = getattr(cls(), key)
@@ -94,7 +101,11 @@ def _section(cls: type, values: dict[str, Any], where: str) -> Any:
         if type(value) is not type(default):
             raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {value!r}")
         out[key] = value
-    return cls(**out)
+    return out
+
+
+def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+    return cls(**_checked(cls, values, where))
 
 
 def load(path: Path) -> Config:
@@ -132,3 +143,65 @@ def models_dir(config: Config) -> Path:
     """Where the embedded models live: $REELFACE_MODELS, the config's dir, or XDG data."""
     chosen = os.environ.get("REELFACE_MODELS") or config.models.dir
     return Path(chosen).expanduser() if chosen else data_home() / "models"
+
+
+# Per-film settings: only what changes how one film is extracted (models and clustering are the
+# workspace's). A folder's FOLDER_SETTINGS covers every film below it (inbox subfolders for 4K,
+# for old 640×360 films…); a film's sidecar NAME.toml (clip.mp4.toml) covers that film.
+FILM_SECTIONS: dict[str, type] = {"extract": ExtractConfig, "rules": Thresholds}
+FOLDER_SETTINGS = "films.toml"  # not reelface.toml, which marks a workspace
+Settings = dict[str, dict[str, Any]]
+
+
+def sidecar(film: Path) -> Path:
+    """The settings file of one film or image folder: its name plus .toml, beside it."""
+    return film.with_name(film.name + ".toml")
+
+
+def read_settings(path: Path) -> Settings:
+    """A per-film settings file's [extract] and [rules], checked; ConfigError names the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read {path}: {error} (fix or delete the file)") from error
+    out: Settings = {}
+    for name, values in data.items():
+        if name not in FILM_SECTIONS or not isinstance(values, dict):
+            raise ConfigError(
+                f"{path}: unknown section [{name}] (a film's settings take "
+                f"{' and '.join(f'[{n}]' for n in FILM_SECTIONS)})"
+            )
+        out[name] = _checked(FILM_SECTIONS[name], values, f"{path} [{name}]")
+    return out
+
+
+def film_settings(film: Path, top: Path | None = None) -> tuple[Settings, list[Path]]:
+    """Settings for one film and the files they came from: FOLDER_SETTINGS in each folder from
+    `top` (the inbox) down to the film's, then its sidecar; later files win, key by key."""
+    folders: list[Path] = []
+    if top is not None:
+        here = film.parent
+        while here != top and top in here.parents:
+            folders.append(here)
+            here = here.parent
+        folders.append(top)
+    files = [d / FOLDER_SETTINGS for d in reversed(folders)] + [sidecar(film)]
+    used = [f for f in files if f.is_file()]
+    merged: Settings = {}
+    for path in used:
+        for name, values in read_settings(path).items():
+            merged.setdefault(name, {}).update(values)
+    return merged, used
+
+
+def with_settings(config: Config, settings: Settings) -> Config:
+    """`config` with per-film settings (or command-line options) laid over its sections."""
+    for name, values in settings.items():
+        config = replace(config, **{name: replace(getattr(config, name), **values)})
+    return config
+
+
+def describe_settings(settings: Settings, used: list[Path]) -> str:
+    """One line for a film's summary: which files set what."""
+    values = ", ".join(f"{k} {v}" for section in settings.values() for k, v in section.items())
+    return f"settings from {', '.join(str(p) for p in used)}: {values or 'nothing'}"

@@ -142,7 +142,8 @@ class Inbox:
         if not path.is_file():
             return False
         if path.suffix.lower() not in VIDEO_SUFFIXES:
-            if not path.name.endswith(REASON_SUFFIX):
+            # Reason notes are ours; .toml files are per-film settings (config.film_settings).
+            if not path.name.endswith(REASON_SUFFIX) and path.suffix.lower() != ".toml":
                 self._note(path, st, "not a video file (by its name): left alone")
             return False
         return True

@@ -159,6 +159,9 @@ class Daemon:
             "slug": claimed.slug,
             "hash": claimed.content_hash,
             "source": claimed.source,
+            # Where it was dropped: its folder's films.toml and its sidecar apply (work.py).
+            "dropped": str(settings.inbox_path(self.ws, self.cfg) / claimed.source),
+            "inbox": str(settings.inbox_path(self.ws, self.cfg)),
         }
         extract_id, cluster_id = jobs.enqueue_film(
             conn, params, cluster=self.cfg.cluster_after_extract

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reelface import catalogue
+from reelface import config as config_mod
 from reelface.config import Config
 from reelface.jobs import Job, tasks
 from reelface.pipeline import decode
@@ -43,6 +44,15 @@ def film_source(ws: Workspace, job: Job) -> Path:
     return ws.root / job.params["path"]
 
 
+def film_settings(job: Job) -> tuple[config_mod.Settings, list[Path]]:
+    """The settings files of the film where it was dropped (read when the job runs, so a fixed
+    file counts at `jobs retry`); none for films queued by hand."""
+    dropped, inbox = job.params.get("dropped"), job.params.get("inbox")
+    if not dropped or not inbox:
+        return {}, []
+    return config_mod.film_settings(Path(dropped), top=Path(inbox))
+
+
 def film_id_for(ws: Workspace, content_hash: str) -> int | None:
     conn = catalogue.open_catalogue(ws.catalogue_path)
     try:
@@ -64,6 +74,8 @@ def extract(
 ) -> str:
     """Extract one film, resuming from its last committed batch: 'done' or 'stopped'."""
     source = film_source(ws, job)
+    settings, used = film_settings(job)
+    config = config_mod.with_settings(config, settings)
     info = decode.probe(source)
     detector, embedder = models.get(gpu)
     total = info.frames_total or 0
@@ -84,6 +96,8 @@ def extract(
     if result.state == "stopped":
         return "stopped"
     if note is not None:
+        if used:
+            note(config_mod.describe_settings(settings, used))
         note(summary(result))
         for line in result.stats.notes:  # e.g. every face too small, and the --size to use
             note(line)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -96,29 +95,28 @@ def _print_models(rows, root: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of tables.")
 @click.pass_context
 def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as_json) -> None:
-    """Detect, align, measure and embed the faces of films or image folders."""
+    """Detect, align, measure and embed the faces of films or image folders.
+
+    A film's sidecar settings (clip.mp4.toml: [extract], [rules]) apply to it; options win."""
     from reelface.models import registry
 
     ws = open_workspace(ctx)
     cfg = ws.config()
-    ext = cfg.extract
-    cfg = replace(
-        cfg,
-        extract=replace(
-            ext,
-            interval=interval or ext.interval,
-            size=size or ext.size,
-            exact_frames=exact or ext.exact_frames,
-        ),
-        rules=replace(
-            cfg.rules,
-            blur=cfg.rules.blur if blur is None else blur,
-            max_upscale=cfg.rules.max_upscale if min_face is None else 1 / min_face,
-        ),
-    )
+    given = {
+        "extract": {"interval": interval, "size": size, "exact_frames": exact or None},
+        "rules": {"blur": blur, "min_face": min_face},
+    }
+    options = {k: {n: v for n, v in d.items() if v is not None} for k, d in given.items()}
     detector, embedder = registry.load(cfg, pack)
-    with Extractor(ws, cfg, detector, embedder) as extractor:
-        results = [_extract_one(extractor, source, force, as_json) for source in sources]
+    results = []
+    for source in sources:
+        settings, used = config_mod.film_settings(Path(source))
+        film_cfg = config_mod.with_settings(config_mod.with_settings(cfg, settings), options)
+        with Extractor(ws, film_cfg, detector, embedder) as extractor:
+            result = _extract_one(extractor, source, force, as_json)
+        if used:
+            result.stats.notes.insert(0, config_mod.describe_settings(settings, used))
+        results.append(result)
     if as_json:
         out.print_json(json.dumps([_result_json(r) for r in results]))
     else:

@@ -40,7 +40,9 @@ class Thresholds:
     blur: float = 25.0  # sharpness below this → blurry
     roll: float = 30.0  # |eye-line angle| above this, degrees → tilted
     face_area: float = 0.40  # share of the crop the face covers, below → small
-    max_upscale: float = 1 / 0.7  # source → crop enlargement above this → too small to keep
+    # Smallest source resolution as a share of the crop's (the CLI's --min-face): a face
+    # enlarged more than 1/min_face times into its crop is too small to keep.
+    min_face: float = 0.7
     outside: float = 0.10  # share of the face box outside the frame above → incomplete
     padding: float = 0.40  # share of the crop that is padding above → incomplete
     score: float = 0.55  # detector confidence below → incomplete (occluded or not a face)
@@ -48,6 +50,10 @@ class Thresholds:
     # landmarks (measured on the demo film), landmark failures go far beyond.
     residual: float = 0.30
     profile: float = 55.0  # |yaw| above, degrees → profile (a note, not a discard rule)
+
+    @property
+    def max_upscale(self) -> float:
+        return 1 / self.min_face
 
 
 @dataclass(frozen=True)
