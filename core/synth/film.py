@@ -253,11 +253,13 @@ def make_film(
     codec: str = "h264",
     gop: int = 50,
     encoder_options: dict[str, str] | None = None,
+    pix_fmt: str = "yuv420p",
 ) -> list[FrameTruth]:
     """Encode the shots back to back into `path` with PyAV; return per-frame truth.
 
     Also writes path.with_suffix('.truth.json'); both files appear atomically or not at all.
-    `encoder_options` go to the encoder as they are (e.g. {"x264-params": "open-gop=1"}).
+    `encoder_options` go to the encoder as they are (e.g. {"x264-params": "open-gop=1"});
+    `pix_fmt` "yuv420p10le" with hevc gives a 10-bit film like a 4K master.
     """
     path = Path(path)
     width, height = int(size[0]), int(size[1])
@@ -278,7 +280,7 @@ def make_film(
         with av.open(str(video_tmp), mode="w") as container:
             stream = container.add_stream(codec, rate=fps)
             stream.width, stream.height = width, height
-            stream.pix_fmt = "yuv420p"
+            stream.pix_fmt = pix_fmt
             # Keep our own time base: the muxer rewrites stream.time_base (e.g. to 1/12800)
             # once the header is written, so frames must not borrow it.
             time_base = Fraction(1, fps)
