@@ -42,6 +42,8 @@ class ExtractConfig:
     hwaccel: str = ""
     # zlib level 0–9 for the OpenCV fallback when fpng is not installed (fpng has one level).
     png_compression: int = 1
+    # Processes sharing one film, each on its own segments (pipeline/segments.py); 1 = this one.
+    workers: int = 1
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from reelface import catalogue, errors, jobs
@@ -185,20 +186,38 @@ def daemon_status(ctx, as_json: bool) -> None:
     counts = jobs.counts(conn)
     active = jobs.listing(conn, ("running",))
     conn.close()
+    from . import inbox, status  # here: it loads the decoder, which other commands do not need
+
+    root = settings.inbox_path(ws, cfg)
+    failed, blocked = status.inbox_failures(root), inbox.unlistable(root)
+    stopped = [] if pid else [status.interrupted(job, cfg.max_attempts) for job in active]
+    workers = status.ray_workers(ws) if pid else []
     if as_json:
         out.print_json(json.dumps({
             "running": bool(pid), "pid": pid, "workspace": str(ws.root), "jobs": counts,
             "active": [{"id": j.id, "kind": j.kind, "label": j.label(), "progress": j.progress}
                        for j in active],
-            "config": asdict(cfg), "inbox": str(settings.inbox_path(ws, cfg)),
+            "config": asdict(cfg), "inbox": str(root), "interrupted": stopped,
+            "inbox_failed": len(failed), "inbox_failed_newest": [
+                {"file": name, "reason": why} for name, why in failed[:5]],
+            "inbox_unlistable": blocked, "ray_workers": workers,
         }))  # fmt: skip
         return
     state = f"[green]running[/] (pid {pid})" if pid else "[yellow]not running[/]"
     out.print(f"daemon: {state}  workspace: {ws.root}")
-    out.print(f"inbox: {settings.inbox_path(ws, cfg)}  log: {logs.daemon_log_path(ws)}")
+    out.print(f"inbox: {root}  log: {logs.daemon_log_path(ws)}")
     out.print("jobs: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    for job in active:
+    for job in [] if stopped else active:
         out.print(f"  {job.id} {job.kind} {job.label()} {job.progress:.0%} on {job.worker}")
+    for n, line in enumerate(workers, 1):
+        out.print(f"Ray worker {n}: {escape(line)}", soft_wrap=True)
+    for line in stopped + [f"inbox: {line}" for line in blocked]:  # whole: they name paths
+        out.print(escape(line), soft_wrap=True, style="yellow")
+    if failed:  # the files really there, not a count kept somewhere else
+        where = root / inbox.FAILED
+        out.print(f"{where}: {len(failed)} film(s) not readable; newest:", soft_wrap=True)
+    for name, why in failed[:3]:
+        out.print(f"  {escape(name)}: {escape(why)}", soft_wrap=True)
 
 
 # -- jobs --------------------------------------------------------------------------------------
@@ -223,21 +242,32 @@ def jobs_list(ctx, states, limit: int, as_json: bool) -> None:
     rows = jobs.listing(conn, tuple(states), limit or None)
     conn.close()
     if as_json:
-        out.print_json(json.dumps([asdict(j) for j in rows]))
+        click.echo(json.dumps([asdict(j) for j in rows], indent=2))
         return
-    table = Table(title=f"jobs in {ws.root}")
-    for column in ("id", "kind", "film", "state", "done", "tries", "after", "ended", "error"):
-        table.add_column(column, overflow="fold", no_wrap=column != "error")
+    out.print(_jobs_table(ws, rows))
+
+
+def _jobs_table(ws: Workspace, rows: list) -> Table:
+    """The jobs as a table that keeps ids, kinds and states whole at any terminal width."""
+    from reelface.cli.tables import Column, table  # here: reelface.cli loads this module
+
+    columns = (
+        Column("id", justify="right"), Column("kind"), Column("film", free=True, min_width=10),
+        Column("state"), Column("done", justify="right", drop=4),
+        Column("tries", justify="right", drop=3), Column("after", justify="right", drop=2),
+        Column("ended", drop=5), Column("error", free=True, min_width=12),
+    )  # fmt: skip
     colours = {"done": "green", "failed": "red", "running": "cyan", "cancelled": "yellow"}
+    cells = []
     for j in rows:
         colour = colours.get(j.state, "white")
         ended = time.strftime("%H:%M:%S", time.localtime(j.finished)) if j.finished else ""
-        table.add_row(
-            str(j.id), j.kind, j.label(), f"[{colour}]{j.state}[/]", f"{j.progress:.0%}",
-            str(j.attempts), str(j.depends_on or ""), ended,
-            j.error or "",
-        )  # fmt: skip
-    out.print(table)
+        cells.append([
+            str(j.id), j.kind, escape(j.label()), f"[{colour}]{j.state}[/]",
+            f"{j.progress:.0%}", str(j.attempts), str(j.depends_on or ""), ended,
+            escape(j.error or ""),
+        ])  # fmt: skip
+    return table(f"jobs in {escape(str(ws.root))}", columns, cells, out.width)
 
 
 @jobs_group.command("cancel")

@@ -63,8 +63,8 @@ class Daemon:
             if self.ray_address:
                 from .ray_backend import RayBackend
 
-                ray = RayBackend(self.ray_address)
-                self.log.info(ray.connect())
+                ray = RayBackend(self.ray_address, self.cfg.ray_workers, self.cfg.segment_samples)
+                self.log.info(ray.connect(self.ws, self.config))
                 self.slots.remote = self.cfg.ray_jobs
             self.ray = ray
             self._signals()  # after Ray, which installs its own SIGTERM handler
@@ -259,7 +259,8 @@ class Daemon:
         either = _either(stop, self.stopping)
         if job.kind == "extract":
             if resource == "remote":
-                return self.ray.extract(self.ws, job, either, report, note)
+                ray = self.ray
+                return ray.extract(self.ws, self.config, self.models, job, either, report, note)
             return work.extract(self.ws, self.config, self.models, job, either, report, gpu, note)
         return work.other(self.ws, job, stop, report, gpu, note)
 

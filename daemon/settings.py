@@ -32,6 +32,8 @@ class DaemonConfig:
     cpu_jobs: int = 0  # CPU jobs in parallel; 0 = one per 4 cores, at least 1
     gpus: int = -1  # GPUs to use; -1 = detect, 0 = CPU only
     ray_jobs: int = 4  # extraction jobs sent to Ray at once (with --ray)
+    ray_workers: int = 4  # Ray workers sharing the films' segments (at most one per GPU)
+    segment_samples: int = 120  # sampled frames per segment a Ray worker takes at a time
     max_attempts: int = 5  # a job the daemon died in this often is failed instead of resumed
     cluster_after_extract: bool = True  # queue a clustering job after each extraction
     stop_timeout: float = 120.0  # `daemon stop` waits this long for the current batch

@@ -13,7 +13,7 @@ from reelface import config as config_mod
 from reelface.config import Config
 from reelface.jobs import Job, tasks
 from reelface.pipeline import decode
-from reelface.pipeline.extract import Extractor, Result
+from reelface.pipeline.extract import Extractor, Result, Source
 from reelface.workspace import Workspace
 
 # progress(fraction, film_id or None)
@@ -71,12 +71,15 @@ def extract(
     report: Report,
     gpu: int | None = None,
     note: Note | None = None,
+    source: Source | None = None,
 ) -> str:
-    """Extract one film, resuming from its last committed batch: 'done' or 'stopped'."""
-    source = film_source(ws, job)
+    """Extract one film, resuming from its last committed batch: 'done' or 'stopped'.
+
+    This process is the film's one writer; `source` runs its segments elsewhere (Ray)."""
+    path = film_source(ws, job)
     settings, used = film_settings(job)
     config = config_mod.with_settings(config, settings)
-    info = decode.probe(source)
+    info = decode.probe(path)
     detector, embedder = models.get(gpu)
     total = info.frames_total or 0
     last = [0.0]
@@ -91,8 +94,8 @@ def extract(
             film_id[0] = film_id_for(ws, info.content_hash)
         report((frame + 1) / total if total else 0.0, film_id[0])
 
-    with Extractor(ws, config, detector, embedder) as extractor:
-        result = extractor.run(source, progress=progress, stop=stop, info=info)
+    with Extractor(ws, config, detector, embedder, source=source) as extractor:
+        result = extractor.run(path, progress=progress, stop=stop, info=info)
     if result.state == "stopped":
         return "stopped"
     if note is not None:

@@ -84,16 +84,27 @@ def test_unwritable_workspace(tmp_path: Path, film: Path, models_dir: Path) -> N
     assert_one_line_error(result, "cannot create workspace", "--workspace")
 
 
-def test_image_folder_with_a_broken_image(tmp_path: Path, models_dir: Path) -> None:
+def test_image_folder_with_broken_images_names_each_one(tmp_path: Path, models_dir: Path) -> None:
+    import json
+
     from reelface import synth
 
     folder = tmp_path / "photos with spaces é"
     folder.mkdir()
     (folder / "t1 copy.jpg").write_bytes(synth.package_photos()["insightface_t1"].read_bytes())
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (folder / "garbage.png").write_bytes(os.urandom(4000))
     result = reelface(tmp_path / "ws", "extract", str(folder), "--size", "128", "--json")
     assert result.returncode == 0, result.stderr
-    assert '"faces_passed": 6' in result.stdout or '"faces_passed"' in result.stdout
+    (summary,) = json.loads(result.stdout[result.stdout.index("[") :])
+    assert summary["faces_passed"] + summary["faces_flagged"] > 0  # the good photo still counts
+    assert sorted(summary["unreadable"]) == ["broken.jpg", "garbage.png"]
+    assert any("broken.jpg" in n and "garbage.png" in n for n in summary["notes"])
+    assert "WARN" not in result.stderr and "ERROR" not in result.stderr  # no OpenCV noise
+
+    shown = reelface(tmp_path / "ws2", "extract", str(folder), "--size", "128")
+    assert shown.returncode == 0, shown.stderr
+    assert "2 unreadable images" in " ".join(shown.stdout.split())
 
 
 @pytest.fixture

@@ -181,6 +181,15 @@ def test_kill9_at_several_points_then_finish_equals_uninterrupted(
         proc.wait()
         kills.append(query(root, "SELECT COUNT(*) FROM faces")[0][0])
         assert query(root, "SELECT COUNT(*) FROM jobs WHERE state = 'running'")[0][0] >= 1
+        said = subprocess.run(
+            [sys.executable, "-m", "reelface", "-w", str(root), "daemon", "status"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        resumes = (
+            "(extract long film.mkv) was running when the daemon stopped; "
+            "it resumes at the next `reelface daemon start`"
+        )
+        assert resumes in said.stdout, said.stdout + said.stderr
     proc = daemons.start(root)
     wait_for(lambda: all_done(root, 2), 120, proc)
     assert daemons.stop(proc) == 0

@@ -98,10 +98,13 @@ def test_unreadable_films_go_to_failed_with_a_reason(inbox, film: Path) -> None:
     assert "cut.mp4" in reasons["cut.mp4.reason.txt"]
     assert (failed / "sub" / "empty.mkv").exists()
     assert (failed / "notes.mp4").read_text().startswith("shopping list")  # preserved
-    (box.root / "empty.mkv").write_bytes(b"")  # the same name fails again: kept side by side
+    (box.root / "notes.mp4").write_text("another list\n")  # another file, same name: beside it
+    (box.root / "empty.mkv").write_bytes(b"")  # the same file again: nothing new, replaces it
     box.tick(now=20.0)
     box.tick(now=30.0)
-    assert (failed / "empty (2).mkv").exists() and (failed / "empty (2).mkv.reason.txt").exists()
+    assert (failed / "notes (2).mp4").read_text() == "another list\n"
+    assert (failed / "notes (2).mp4.reason.txt").exists() and (failed / "notes.mp4").exists()
+    assert (failed / "empty.mkv").exists() and not (failed / "empty (2).mkv").exists()
 
 
 def test_a_film_already_in_the_workspace_is_rejected(inbox, film: Path) -> None:

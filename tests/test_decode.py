@@ -54,17 +54,17 @@ def test_codecs_without_a_reader_are_never_skipped() -> None:
 
 
 def reference(path: Path, interval: int, after: int) -> list[tuple[int, np.ndarray]]:
-    """Every reference frame decoded; the first at or past each target taken (the rule)."""
+    """Every reference frame decoded; the first at or past each multiple of interval taken."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONREF"
         fps, base = float(stream.average_rate), stream.time_base
-        target, out = after + interval if after >= 0 else 0, []
+        target, out = (after // interval + 1) * interval if after >= 0 else 0, []
         for frame in container.decode(stream):
             index = round(float(frame.pts * base) * fps)
             if index > after and index >= target:
                 out.append((index, frame.to_ndarray(format="rgb24")))
-                target = index + interval
+                target = (index // interval + 1) * interval
         return out
 
 
@@ -78,3 +78,20 @@ def test_sampled_frames_are_those_of_decoding_every_reference_frame(
     assert [f.index for f in got] == [i for i, _ in expected]
     for frame, (_, rgb) in zip(got, expected, strict=True):
         assert np.array_equal(frame.rgb, rgb), f"frame {frame.index} decoded differently"
+
+
+@pytest.mark.parametrize("gop", ["closed", "open"])
+@pytest.mark.parametrize("interval", [5, 13])
+def test_segments_together_take_the_frames_of_one_run(
+    films: dict[str, Path], gop: str, interval: int
+) -> None:
+    """A film cut anywhere (not only at keyframes) samples the same frames, none twice."""
+    whole = [f.index for f in decode.video_frames(films[gop], interval, side)]
+    for cuts in ([47], [30, 61, 100], [1, 2, 3]):
+        bounds = [0, *cuts, None]
+        parts: list[int] = []
+        for start, until in zip(bounds, bounds[1:], strict=False):
+            got = [f.index for f in decode.video_frames(films[gop], interval, side, start - 1,
+                                                        until=until)]  # fmt: skip
+            parts += [i for i in got if not parts or i > parts[-1]]  # a frame two multiples share
+        assert parts == whole, f"cut at {cuts}"

@@ -189,3 +189,46 @@ def test_a_failure_midway_undoes_the_import(exported, tmp_path: Path) -> None:
     assert rows(ws.root, "SELECT COUNT(*) FROM films") == [(0,)]
     assert rows(ws.root, "SELECT COUNT(*) FROM faces") == [(0,)]
     assert not [p for p in ws.films.iterdir()]
+
+
+def test_decisions_travel_with_the_export(film: Path, tmp_path: Path, models_dir: Path) -> None:
+    """Kept faces (flagged ones too) and an identity's name, exported and imported elsewhere:
+    the second workspace counts the same kept faces and exports the flagged-but-kept ones."""
+    first = tmp_path / "ws1"
+    cli(first, "extract", str(film), "--size", str(CROP), "--json")
+    cli(first, "cluster", "--all")
+    faces = json.loads(cli(first, "faces", "--json"))
+    by_identity: dict[int, list[dict]] = {}
+    for face in faces:
+        if face["identity"] is not None:
+            by_identity.setdefault(face["identity"], []).append(face)
+    # The person with the most flagged faces: keep every one of them and one passing face.
+    identity, members = max(by_identity.items(), key=lambda kv: sum(not f["passed"] for f in kv[1]))
+    flagged = [f["id"] for f in members if not f["passed"]]
+    passing = [f["id"] for f in members if f["passed"]]
+    assert flagged and passing, members
+    cli(first, "decide", "keep", *map(str, [*flagged, passing[0]]))
+    cli(first, "decide", "name", str(identity), "Actor A")
+    before = {i["name"]: i for i in json.loads(cli(first, "identities", "--json"))}
+    assert before["Actor A"]["kept"] == len(flagged) + 1
+    cli(first, "export", str(tmp_path / "out1"), "--zip", "group07_final")
+    manifest = json.loads((tmp_path / "out1" / "manifest.json").read_text())
+    kept_files = {
+        Path(e["files"]["ffhq"]).name
+        for e in manifest["faces"]
+        if e["decision"] == "keep" and not e["passed"]
+    }
+    assert len(kept_files) == len(flagged)  # the flagged-but-kept faces are in the export
+
+    second = tmp_path / "ws2"
+    archive = tmp_path / "out1" / "group07_final.zip"
+    result = json.loads(cli(second, "import", str(archive), "--size", str(CROP), "--json"))[0]
+    after = {i["name"]: i for i in json.loads(cli(second, "identities", "--json"))}
+    assert sum(i["kept"] for i in after.values()) == len(flagged) + 1
+    assert result["decisions"] == len(flagged) + 1 and result["lost"] == []
+    assert "Actor A" in after, sorted(after)  # the name, not the folder's file-safe form
+    assert after["Actor A"]["kept"] == before["Actor A"]["kept"]
+    cli(second, "export", str(tmp_path / "out2"))
+    again = json.loads((tmp_path / "out2" / "manifest.json").read_text())
+    sources = {e["source"] for e in again["faces"] if e["decision"] == "keep"}
+    assert kept_files <= sources, kept_files - sources

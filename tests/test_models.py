@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -174,3 +175,22 @@ def test_cpu_runs_the_int8_detector_unless_told_not_to(models_dir: Path) -> None
     assert detector.files[0].path == str(install.int8_path(models_dir))
     detector, _ = registry.load(registry.float32(config.Config()))  # as evaluation loads it
     assert detector.files[0].path == str(install.detector_path(models_dir))
+
+
+def test_models_list_names_a_damaged_detector_file(models_dir: Path, tmp_path: Path) -> None:
+    """A copy cut short or overwritten is not "ok": each detector file is checked, not listed."""
+    import shutil
+
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken)
+    install.int8_path(broken).write_bytes(b"not a model")
+    install.detector_path(broken).write_bytes(os.urandom(2000))
+    rows = {row.name: row for row in install.status(broken)}
+    assert not rows["scrfd (int8, CPU)"].ok and not rows["scrfd (dynamic)"].ok
+    assert "models install" in rows["scrfd (dynamic)"].note
+    result = CliRunner().invoke(
+        main, ["models", "list"], env={"REELFACE_MODELS": str(broken), "COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "not a readable ONNX model" in result.output
+    assert rows["scrfd (as shipped)"].ok  # the untouched file still is

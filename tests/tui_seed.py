@@ -16,7 +16,7 @@ from reelface.config import ClusterConfig
 from reelface.identity import identify
 from reelface.models.base import ModelFile
 from reelface.pipeline import decode, quality, thumbs
-from reelface.pipeline.extract import crop_name
+from reelface.pipeline.results import crop_name
 
 CROP = 256
 DIM = 512  # an ArcFace-sized embedding, so the clustering uses the ArcFace thresholds

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reelface.catalogue.runs import add_decision
 from reelface.catalogue.schema import CatalogueError, transaction
 
 if TYPE_CHECKING:  # a record of probing, made by the pipeline; only its fields are read here
@@ -22,13 +23,19 @@ def find_film(conn: sqlite3.Connection, content_hash: str) -> sqlite3.Row | None
     return conn.execute("SELECT * FROM films WHERE content_hash = ?", (content_hash,)).fetchone()
 
 
-def add_film(conn: sqlite3.Connection, info: FilmInfo, slug: str, params: dict[str, Any]) -> int:
+def add_film(
+    conn: sqlite3.Connection,
+    info: FilmInfo,
+    slug: str,
+    params: dict[str, Any],
+    fingerprint: list[str] | None = None,
+) -> int:
     now = time.time()
     with transaction(conn):
         cur = conn.execute(
             """INSERT INTO films (slug, path, kind, size_bytes, content_hash, duration, fps,
-               width, height, codec, frames_total, params, created, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               width, height, codec, frames_total, params, created, updated, fingerprint)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 slug,
                 info.path,
@@ -44,6 +51,7 @@ def add_film(conn: sqlite3.Connection, info: FilmInfo, slug: str, params: dict[s
                 json.dumps(params, sort_keys=True),
                 now,
                 now,
+                json.dumps(fingerprint) if fingerprint else None,
             ),
         )
         return int(cur.lastrowid)
@@ -125,7 +133,116 @@ def add_import(
 
 def remove_films(conn: sqlite3.Connection, film_ids: list[int]) -> None:
     """Delete films and, by the schema's cascades, their faces (inside the caller's transaction)."""
-    conn.executemany("DELETE FROM films WHERE id = ?", [(i,) for i in film_ids])
+    ids = [(i,) for i in film_ids]
+    # Jobs are history: they keep their row and lose the film they named.
+    conn.executemany("UPDATE jobs SET film_id = NULL WHERE film_id = ?", ids)
+    conn.executemany("DELETE FROM films WHERE id = ?", ids)
+
+
+def delete_films(conn: sqlite3.Connection, film_ids: list[int]) -> dict[int, int]:
+    """Delete films, their faces, clustering runs and the decisions' face rows, in one
+    transaction; film id → faces it had. Identities and decision rows stay (the log is history)."""
+    with transaction(conn):
+        marks = ",".join("?" * len(film_ids))
+        busy = conn.execute(
+            f"SELECT id, film_id FROM jobs WHERE state = 'running' AND film_id IN ({marks})",
+            film_ids,
+        ).fetchone()
+        if busy:
+            raise CatalogueError(
+                f"film {busy[1]} is being extracted by job {busy[0]}: cancel that job first "
+                f"(`reelface jobs cancel {busy[0]}`), then remove the film"
+            )
+        counts = {
+            i: conn.execute("SELECT COUNT(*) FROM faces WHERE film_id = ?", (i,)).fetchone()[0]
+            for i in film_ids
+        }
+        remove_films(conn, film_ids)
+    return counts
+
+
+def same_start(a: list[str], b: list[str]) -> bool:
+    """Whether two fingerprints begin alike: one film is a copy, or the start, of the other.
+
+    A list shorter than the other ended within the fingerprint: its last packet may be cut
+    mid-way (a truncated file), so it is not compared.
+    """
+    n = min(len(a), len(b))
+    n -= len(a) != len(b)
+    return n >= 3 and a[:n] == b[:n]
+
+
+def same_video(
+    conn: sqlite3.Connection, film_id: int, done_only: bool = False
+) -> list[sqlite3.Row]:
+    """Other current (not superseded, if `done_only` finished) films whose video begins as this
+    film's does."""
+    row = conn.execute("SELECT fingerprint FROM films WHERE id = ?", (film_id,)).fetchone()
+    if row is None or not row[0]:
+        return []
+    mine = json.loads(row[0])
+    others = conn.execute(
+        "SELECT * FROM films WHERE id != ? AND fingerprint IS NOT NULL "
+        "AND superseded_by IS NULL AND (state = 'done' OR NOT ?) ORDER BY id",
+        (film_id, done_only),
+    )
+    return [r for r in others if same_start(mine, json.loads(r["fingerprint"]))]
+
+
+def twin_share(conn: sqlite3.Connection, film_id: int, other_id: int) -> float:
+    """Share of a film's faces that another film holds too (same frame, slot and box: the same
+    decoded picture); 1.0 for a film without faces."""
+    total, twins = conn.execute(
+        """SELECT COUNT(*), COUNT(b.id) FROM faces a LEFT JOIN faces b ON b.film_id = ? AND
+           b.frame = a.frame AND b.slot = a.slot AND b.box = a.box WHERE a.film_id = ?""",
+        (other_id, film_id),
+    ).fetchone()
+    return twins / total if total else 1.0
+
+
+def unfingerprinted(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Films extracted before fingerprints were recorded (catalogue v3)."""
+    return conn.execute(
+        "SELECT * FROM films WHERE kind = 'video' AND fingerprint IS NULL ORDER BY id"
+    ).fetchall()
+
+
+def set_fingerprint(conn: sqlite3.Connection, film_id: int, fingerprint: list[str]) -> None:
+    with transaction(conn):
+        conn.execute(
+            "UPDATE films SET fingerprint = ? WHERE id = ?", (json.dumps(fingerprint), film_id)
+        )
+
+
+def supersede(
+    conn: sqlite3.Connection, old: int, new: int, verdicts: dict[int, str], who: str
+) -> int:
+    """Film `old` is replaced by `new`: left out of export, kept in the catalogue.
+
+    `verdicts` (face → keep | discard, the decisions' current state) of `old`'s faces are
+    recorded again, as decisions by `who`, for `new`'s faces of the same frame, slot and box
+    (the same decoded picture) that have none. Returns how many faces' verdicts were carried.
+    """
+    if old == new:
+        raise CatalogueError(f"film {old} cannot replace itself; name two films")
+    carried: dict[str, list[int]] = {}
+    with transaction(conn):
+        conn.execute("UPDATE films SET superseded_by = NULL WHERE id = ?", (new,))
+        conn.execute(
+            "UPDATE films SET superseded_by = ?, updated = ? WHERE id = ? OR superseded_by = ?",
+            (new, time.time(), old, old),
+        )
+        pairs = conn.execute(
+            """SELECT a.id, b.id FROM faces a JOIN faces b ON b.film_id = ? AND
+               b.frame = a.frame AND b.slot = a.slot AND b.box = a.box WHERE a.film_id = ?""",
+            (new, old),
+        )
+        for face, twin in pairs:
+            if face in verdicts and twin not in verdicts:
+                carried.setdefault(verdicts[face], []).append(twin)
+        for kind, faces in sorted(carried.items()):
+            add_decision(conn, kind, who, faces, None, None, None, {"from_film": old})
+    return sum(len(f) for f in carried.values())
 
 
 def reset_film(conn: sqlite3.Connection, film_id: int, params: dict[str, Any]) -> None:

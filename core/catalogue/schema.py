@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from reelface.errors import ReelfaceError
 from reelface.models.base import ModelFile
@@ -157,6 +159,13 @@ MIGRATIONS: tuple[str, ...] = (
         created REAL NOT NULL
     );
     """,
+    # v4: a film's video fingerprint (SHA-256 of its first packets, JSON) finds a truncated or
+    # remuxed copy of another; superseded_by names the film that replaced it (its faces are left
+    # out of export, never deleted).
+    """
+    ALTER TABLE films ADD COLUMN fingerprint TEXT;
+    ALTER TABLE films ADD COLUMN superseded_by INTEGER REFERENCES films (id) ON DELETE SET NULL
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -166,9 +175,19 @@ class CatalogueError(ReelfaceError, RuntimeError):
     """The catalogue cannot be opened or is newer than this reelface."""
 
 
+def writable(path: Path) -> bool:
+    """Whether the catalogue and its folder can be written (WAL needs its -wal and -shm files)."""
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
 def open_catalogue(path: Path) -> sqlite3.Connection:
-    """Open (and migrate) the catalogue; safe to share between the daemon and the TUI."""
+    """Open (and migrate) the catalogue; safe to share between the daemon and the TUI.
+
+    A catalogue on a read-only folder or mount is opened read-only: reading commands work, and a
+    write fails with READ_ONLY's one line (see is_read_only)."""
     try:
+        if not writable(path) and path.exists():
+            return _open_read_only(path)
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -181,6 +200,40 @@ def open_catalogue(path: Path) -> sqlite3.Connection:
             f"cannot open catalogue {path}: {error} (is it a reelface workspace?)"
         ) from error
     return conn
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    # mode=ro still needs the WAL index (-shm) beside the file; a cleanly closed catalogue has
+    # none, and SQLite cannot make one on a read-only folder: then immutable=1 (nobody can be
+    # writing a file on a folder nobody can write).
+    uri = f"file:{quote(str(path.resolve()))}"
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)  # fmt: skip
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                               check_same_thread=False)  # fmt: skip
+    conn.row_factory = sqlite3.Row
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise CatalogueError(
+            f"catalogue {path} is read-only and at schema {version}, this reelface reads "
+            f"{SCHEMA_VERSION}: open it once with write access, or use the matching reelface"
+        )
+    return conn
+
+
+def is_read_only(error: BaseException) -> bool:
+    """Whether `error` is SQLite refusing a write to a catalogue opened read-only."""
+    return isinstance(error, sqlite3.OperationalError) and "readonly database" in str(error)
+
+
+READ_ONLY = (
+    "the catalogue is read-only here ({path}): this command writes to it; run it where the "
+    "workspace is writable, or copy the workspace"
+)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

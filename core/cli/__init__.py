@@ -2,7 +2,12 @@
 
 from importlib.metadata import entry_points
 
-from reelface.cli import extract, identities, maintenance  # noqa: F401  (commands register on main)
+from reelface.cli import (  # noqa: F401  (commands register on main)
+    extract,
+    films,
+    identities,
+    maintenance,
+)
 from reelface.cli.evaluate import eval_command
 from reelface.cli.group import main
 from reelface.cli.train import export_model_command, swap_command, train_command

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from reelface.cli.group import SIMSWAP_IO, fail
+from reelface.cli.group import SIMSWAP_IO, Steps, fail
 from reelface.evaluation.evaluate import EvalError
 from reelface.evaluation.run import EvalOptions, run_eval
 from reelface.models.base import ModelError
@@ -94,7 +94,8 @@ def eval_command(
         simswap_io,
     )
     try:
-        report, paths = run_eval(options)
+        with Steps("evaluating") as steps:
+            report, paths = run_eval(options, progress=steps)
     except (ModelError, EvalError, SourceError) as error:
         fail(error)
     for line in report.problems:

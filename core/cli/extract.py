@@ -1,4 +1,4 @@
-"""Commands of a workspace's films: init, models, extract, films, faces, demo."""
+"""Commands of a workspace's films: init, models, extract, faces, demo (`films`: cli/films.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,27 @@ from contextlib import closing
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from reelface import catalogue
 from reelface import config as config_mod
 from reelface import workspace as workspace_mod
-from reelface.cli.group import announce, config_of, console, main, open_workspace, out
+from reelface.cli.group import (
+    Steps,
+    announce,
+    config_of,
+    console,
+    main,
+    open_workspace,
+    out,
+    print_json,
+)
+from reelface.cli.tables import Column, table
 from reelface.identity import decisions
 from reelface.pipeline.extract import Extractor, Result, Stats
+from reelface.pipeline.segments import ProcessSegments
 from reelface.workspace import Workspace
 
 
@@ -53,7 +65,9 @@ def models_install(ctx: click.Context, sdist: Path | None, force: bool) -> None:
 
     cfg = config_of(ctx)
     root = config_mod.models_dir(cfg)
-    _print_models(install.install(root, sdist, force), root)
+    with Steps("installing models") as steps:
+        rows = install.install(root, sdist, force, progress=steps)
+    _print_models(rows, root)
 
 
 @models.command("list")
@@ -69,13 +83,17 @@ def models_list(ctx: click.Context) -> None:
 
 
 def _print_models(rows, root: Path) -> None:
-    table = Table(title=f"models in {root}")
-    for column in ("model", "file", "state"):
-        table.add_column(column)
+    columns = (
+        Column("model"),  # the key of the row: whole, on one line
+        Column("file", free=True, min_width=16, drop=1),
+        Column("state", free=True, min_width=16),
+    )
+    cells = []
     for row in rows:
-        state = ("ok" + (f" · {row.note}" if row.note else "")) if row.ok else f"[red]{row.note}[/]"
-        table.add_row(row.name, str(row.path), state)
-    out.print(table)
+        note = escape(row.note)
+        state = ("ok" + (f" · {note}" if note else "")) if row.ok else f"[red]{note}[/]"
+        cells.append([escape(row.name), escape(str(row.path)), state])
+    out.print(table(f"models in {root}", columns, cells, out.width))
 
 
 @main.command()
@@ -90,11 +108,19 @@ def _print_models(rows, root: Path) -> None:
     "be enlarged at most 1/N times.",
 )
 @click.option("--exact", is_flag=True, help="Decode every frame and sample exact multiples of N.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes sharing each film, segment by segment [1]: the same faces, sooner on many "
+    "cores or GPUs.",
+)
 @click.option("--models", "pack", help="'embedded' or an insightface pack name or folder.")
 @click.option("--force", is_flag=True, help="Extract again a film already done.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of tables.")
 @click.pass_context
-def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as_json) -> None:
+def extract(
+    ctx, sources, interval, size, blur, min_face, exact, workers, pack, force, as_json
+) -> None:
     """Detect, align, measure and embed the faces of films or image folders.
 
     A film's sidecar settings (clip.mp4.toml: [extract], [rules]) apply to it; options win."""
@@ -103,7 +129,12 @@ def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as
     ws = open_workspace(ctx)
     cfg = ws.config()
     given = {
-        "extract": {"interval": interval, "size": size, "exact_frames": exact or None},
+        "extract": {
+            "interval": interval,
+            "size": size,
+            "exact_frames": exact or None,
+            "workers": workers,
+        },
         "rules": {"blur": blur, "min_face": min_face},
     }
     options = {k: {n: v for n, v in d.items() if v is not None} for k, d in given.items()}
@@ -112,7 +143,10 @@ def extract(ctx, sources, interval, size, blur, min_face, exact, pack, force, as
     for source in sources:
         settings, used = config_mod.film_settings(Path(source))
         film_cfg = config_mod.with_settings(config_mod.with_settings(cfg, settings), options)
-        with Extractor(ws, film_cfg, detector, embedder) as extractor:
+        parallel = None
+        if film_cfg.extract.workers > 1:
+            parallel = ProcessSegments(ws.root, film_cfg, pack, film_cfg.extract.workers)
+        with Extractor(ws, film_cfg, detector, embedder, source=parallel) as extractor:
             result = _extract_one(extractor, source, force, as_json)
         if used:
             result.stats.notes.insert(0, config_mod.describe_settings(settings, used))
@@ -169,6 +203,7 @@ def _result_json(result: Result) -> dict:
         "faces_too_small": s.faces_small,
         "reasons": dict(s.reasons),
         "seconds": round(s.wall_seconds, 3),
+        "unreadable": s.unreadable,
         "notes": s.notes,
         **{k: round(v, 2) for k, v in s.rates().items()},
     }
@@ -208,98 +243,76 @@ def _print_summary(results: list[Result], detector, embedder) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
-def films(ctx: click.Context, as_json: bool) -> None:
-    """List films with state and counts."""
-    ws = open_workspace(ctx, create=False)
-    conn = catalogue.open_catalogue(ws.catalogue_path)
-    rows = catalogue.films(conn)
-    conn.close()
-    if as_json:
-        for row in rows:
-            row["params"] = json.loads(row["params"])
-        out.print_json(json.dumps(rows))
-        return
-    table = Table(title=f"films in {ws.root}")
-    for column in (
-        "id",
-        "film",
-        "kind",
-        "state",
-        "frames",
-        "faces",
-        "passed",
-        "too small",
-        "error",
-    ):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["slug"],
-            row["kind"],
-            row["state"],
-            f"{row['last_frame'] + 1}/{row['frames_total'] or '?'}",
-            str(row["faces"]),
-            str(row["faces_passed"]),
-            str(row["faces_small"]),
-            row["error"] or "",
-        )
-    out.print(table)
-
-
-@main.command()
 @click.option("--film", help="Only this film (id, slug or path).")
+@click.option("--identity", type=int, help="Only the faces now in this identity (merges followed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (every field).")
 @click.pass_context
-def faces(ctx: click.Context, film: str | None, as_json: bool) -> None:
-    """List faces with their source, geometry, measures, reasons and crop path."""
+def faces(ctx: click.Context, film: str | None, identity: int | None, as_json: bool) -> None:
+    """List faces with identity, decision, source, measures, reasons and crop path."""
     ws = open_workspace(ctx, create=False)
-    with closing(catalogue.open_catalogue(ws.catalogue_path)) as conn:
+    conn = catalogue.open_catalogue(ws.catalogue_path)
+    with Steps("reading faces") as steps, closing(conn):
         film_id = int(catalogue.film_or_fail(conn, film, ws.root)["id"]) if film else None
+        st = decisions.state(conn)
+        wanted = None
+        if identity is not None:
+            wanted = decisions.identity_or_fail(conn, identity, st)
         rows = catalogue.faces(conn, film_id)
-        views = decisions.view(conn)
-    for row in rows:
-        v = views[row["id"]]
-        row["identity"], row["auto_identity"] = v.identity, v.auto_identity
-        row["decision"], row["outlier"] = v.verdict, v.outlier
+        views = decisions.view(conn, st)
+        chosen = []
+        for n, row in enumerate(rows):
+            if n % 512 == 0:
+                steps.update(n, len(rows))
+            v = views[row["id"]]
+            if wanted is not None and v.identity != wanted:
+                continue
+            row["identity"], row["auto_identity"] = v.identity, v.auto_identity
+            row["decision"], row["outlier"] = v.verdict, v.outlier
+            # crop_path stays relative to the workspace (it moves with it); crop_file is absolute.
+            row["crop_file"] = str(ws.root / row["crop_path"])
+            chosen.append(row)
+        steps.update(len(rows), len(rows))
+    rows = chosen
     if as_json:
-        out.print_json(json.dumps(rows))
+        print_json(rows)
         return
-    table = Table(title=f"{len(rows)} faces")
-    for column in (
-        "id",
-        "film",
-        "frame",
-        "time",
-        "source",
-        "upscale",
-        "sharp",
-        "roll",
-        "yaw",
-        "area",
-        "reasons",
-        "crop",
-    ):
-        table.add_column(column)
+    columns = (
+        Column("face", justify="right"),
+        Column("identity", justify="right"),
+        Column("decision", drop=1),
+        Column("film", free=True, min_width=8, drop=7),
+        Column("frame", justify="right"),
+        Column("time", justify="right", drop=8),
+        Column("source", free=True, min_width=8, drop=9),
+        Column("upscale", justify="right", drop=3),
+        Column("sharp", justify="right", drop=4),
+        Column("roll", justify="right", drop=5),
+        Column("yaw", justify="right", drop=5),
+        Column("area", justify="right", drop=6),
+        Column("reasons", free=True, min_width=10),
+        Column("crop", free=True, min_width=16, drop=10),  # long: the first to go
+    )
+    cells = []
     for row in rows:
         m = row["measures"]
-        table.add_row(
+        cells.append([
             str(row["id"]),
-            row["film"],
+            "" if row["identity"] is None else str(row["identity"]),
+            row["decision"] or "",
+            escape(row["film"]),
             str(row["frame"]),
             f"{row['pts']:.2f}s" if row["pts"] is not None else "",
-            row["source"] or "",
+            escape(row["source"] or ""),
             f"{m['upscale']:.2f}",
             f"{m['sharpness']:.0f}",
             f"{m['roll']:+.0f}°",
             f"{m['yaw']:+.0f}°",
             f"{m['face_area']:.0%}",
             "; ".join(row["reasons"]) or "ok",
-            row["crop_path"],
-        )
-    out.print(table)
+            escape(row["crop_file"]),
+        ])  # fmt: skip
+    title = f"{len(rows)} faces" + (f" of identity {identity}" if identity is not None else "")
+    out.print(table(title, columns, cells, out.width))
 
 
 @main.command()

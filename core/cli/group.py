@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from types import TracebackType
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from reelface import backups, errors
+from reelface import backups, catalogue, errors
 from reelface import config as config_mod
 from reelface import workspace as workspace_mod
 from reelface.workspace import Workspace
@@ -28,6 +32,61 @@ SIMSWAP_IO = click.option(
 
 console = Console(stderr=True)
 out = Console()
+
+
+# "1" draws progress on stderr even when it is no terminal (each step as a frame, so a log or a
+# test sees every count); "0" never draws it; unset: only on a terminal.
+PROGRESS_ENV = "REELFACE_PROGRESS"
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout as plain text: Rich's highlighter takes seconds on a few MB (`faces`)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+class Steps:
+    """A progress bar on stderr for a long command; stdout (its --json) is never touched."""
+
+    def __init__(self, description: str, total: int | None = None) -> None:
+        wanted = os.environ.get(PROGRESS_ENV, "")
+        self.forced = wanted == "1"
+        # Made here, not at import: the variable may be set after the CLI is loaded (tests).
+        target = Console(stderr=True, force_terminal=True) if self.forced else console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=target,
+            transient=not self.forced,
+            # Rich would route stdout through stderr while the bar shows: --json must stay pure.
+            redirect_stdout=False,
+            redirect_stderr=False,
+            disable=wanted == "0" or not (self.forced or console.is_terminal),
+        )
+        self.task = self.progress.add_task(escape(description), total=total)
+
+    def __enter__(self) -> Steps:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self, kind: type | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.progress.stop()
+
+    def update(self, done: int, total: int | None = None, description: str | None = None) -> None:
+        """`done` of `total` steps, now at `description` (None keeps what was there)."""
+        changes: dict[str, Any] = {"completed": done}
+        if total is not None:
+            changes["total"] = total
+        if description is not None:
+            changes["description"] = escape(description)  # film names may hold [brackets]
+        self.progress.update(self.task, refresh=self.forced, **changes)
+
+    def __call__(self, description: str, done: int, total: int) -> None:
+        """The library's progress callbacks' form: (what now, steps done, steps in all)."""
+        self.update(done, total, description)
 
 
 def print_error(error: BaseException) -> None:
@@ -54,6 +113,9 @@ class ReelfaceGroup(click.Group):
             return super().invoke(ctx)
         except Exception as error:
             # Every error class reelface defines (errors.is_own), so none can be left off a list.
+            if catalogue.is_read_only(error):  # a writing command on a read-only workspace
+                where = Workspace(*workspace_mod.locate(ctx.obj)).catalogue_path
+                fail(catalogue.CatalogueError(catalogue.READ_ONLY.format(path=where)))
             if not errors.is_own(error):
                 raise
             fail(error)

@@ -8,10 +8,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.markup import escape
 
 from reelface import catalogue
-from reelface.cli.group import main, open_workspace, out
+from reelface.cli.group import main, open_workspace, out, print_json
+from reelface.cli.tables import Column, table
 from reelface.dataset import export as export_mod
 from reelface.identity import decisions, identify
 
@@ -35,11 +36,14 @@ def cluster(
     ws, conn = _open(ctx)
     try:
         if every:
-            # Imported folders were sorted by hand already: --all leaves them as they are.
+            # Imported folders were sorted by hand already: --all leaves them as they are, and
+            # a copy superseded by a longer one (films.py) would only split its people in two.
             ids = [
                 r["id"]
                 for r in catalogue.films(conn)
-                if r["faces"] and (force or not identify.imported(conn, r["id"]))
+                if r["faces"]
+                and not r["superseded_by"]
+                and (force or not identify.imported(conn, r["id"]))
             ]
         else:
             if not films:
@@ -72,34 +76,34 @@ def identities(ctx, as_json: bool) -> None:
     rows = identify.identities(conn)
     conn.close()
     if as_json:
-        out.print_json(json.dumps([asdict(r) for r in rows]))
+        print_json([asdict(r) for r in rows])
         return
-    table = Table(title=f"{len(rows)} identities")
-    for column in (
-        "id",
-        "name",
-        "faces",
-        "passed",
-        "kept",
-        "discarded",
-        "similarity",
-        "films",
-        "looks like",
-    ):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
+    columns = (
+        Column("identity", justify="right"),
+        Column("name", free=True, min_width=8),
+        Column("faces", justify="right"),
+        Column("passed", justify="right", drop=3),
+        Column("kept", justify="right"),
+        Column("discarded", justify="right"),
+        Column("similarity", drop=4),
+        Column("films", free=True, min_width=10, drop=1),
+        Column("looks like", free=True, min_width=10, drop=2),
+    )
+    cells = [
+        [
             str(r.id),
-            r.name or "",
+            escape(r.name or ""),
             str(r.faces),
             str(r.passed),
             str(r.kept),
             str(r.discarded),
             f"{r.mean_similarity:.3f}±{r.spread:.3f}" if r.mean_similarity is not None else "",
-            ", ".join(r.films),
-            ", ".join(f"{o} ({d:.3f})" for o, d in r.suggestions[:3]),
-        )
-    out.print(table)
+            escape(", ".join(r.films)),
+            ", ".join(f"identity {o} ({d:.3f})" for o, d in r.suggestions[:3]),
+        ]
+        for r in rows
+    ]
+    out.print(table(f"{len(rows)} identities", columns, cells, out.width))
 
 
 @main.group()
@@ -111,22 +115,81 @@ def _faces_arg(faces: tuple[int, ...]) -> list[int]:
     return list(faces)
 
 
-@decide.command("keep")
-@click.argument("faces", nargs=-1, type=int, required=True)
-@click.pass_context
-def decide_keep(ctx, faces) -> None:
-    """Keep faces."""
+def _some(faces: list[int]) -> str:
+    """'face 10' or '3 faces (10, 11, 12)': face ids always named as faces."""
+    if len(faces) == 1:
+        return f"face {faces[0]}"
+    shown = ", ".join(map(str, faces[:8])) + (", …" if len(faces) > 8 else "")
+    return f"{len(faces)} faces ({shown})"
+
+
+def _identity_label(conn, identity: int) -> str:
+    name = decisions.state(conn).names.get(identity)
+    return f"identity {identity}" + (f" ({name})" if name else "")
+
+
+_IDENTITY = click.option(
+    "--identity",
+    type=int,
+    help="Every face now in this identity (merges followed) instead of listed FACES.",
+)
+_FLAGGED = click.option(
+    "--flagged", is_flag=True, help="With --identity: only its faces that fail the rules."
+)
+_PASSED = click.option(
+    "--passed", is_flag=True, help="With --identity: only its faces that pass the rules."
+)
+
+
+def _verdict(ctx, kind: str, faces, identity, flagged: bool, passed: bool) -> None:
+    """Record keep or discard for listed faces or for (part of) an identity, and say what."""
+    record, done = (decisions.keep, "kept") if kind == "keep" else (decisions.discard, "discarded")
+    if bool(faces) == (identity is not None):
+        raise click.UsageError("give FACES or --identity N (not both)")
+    if (flagged or passed) and identity is None:
+        raise click.UsageError("--flagged and --passed need --identity")
+    if flagged and passed:
+        raise click.UsageError("--flagged or --passed, not both")
     with closing(_open(ctx)[1]) as conn:
-        out.print(f"decision {decisions.keep(conn, _faces_arg(faces))}: kept {len(faces)}")
+        if identity is None:
+            decision = record(conn, _faces_arg(faces))
+            out.print(f"decision {decision}: {done} {_some(list(faces))}", soft_wrap=True)
+            return
+        rule = True if passed else False if flagged else None
+        now, chosen = decisions.faces_of(conn, identity, rule)
+        label = _identity_label(conn, now)
+        if now != identity:
+            label += f", which identity {identity} was merged into"
+        which = "flagged " if flagged else "passed " if passed else ""
+        if not chosen:
+            out.print(f"{escape(label)} has no {which}faces: nothing {done}", soft_wrap=True)
+            return
+        how = {"identity": now, "only": which.strip() or "all"}
+        decision = record(conn, chosen, payload=how)
+        count = f"{len(chosen)} {which}face{'s' if len(chosen) != 1 else ''}"
+        out.print(f"decision {decision}: {done} {count} of {escape(label)}", soft_wrap=True)
+
+
+@decide.command("keep")
+@click.argument("faces", nargs=-1, type=int)
+@_IDENTITY
+@_FLAGGED
+@_PASSED
+@click.pass_context
+def decide_keep(ctx, faces, identity, flagged, passed) -> None:
+    """Keep FACES (face ids, see `reelface faces`), or every face of --identity N."""
+    _verdict(ctx, "keep", faces, identity, flagged, passed)
 
 
 @decide.command("discard")
-@click.argument("faces", nargs=-1, type=int, required=True)
+@click.argument("faces", nargs=-1, type=int)
+@_IDENTITY
+@_FLAGGED
+@_PASSED
 @click.pass_context
-def decide_discard(ctx, faces) -> None:
-    """Discard faces (files stay; nothing is deleted)."""
-    with closing(_open(ctx)[1]) as conn:
-        out.print(f"decision {decisions.discard(conn, _faces_arg(faces))}: discarded {len(faces)}")
+def decide_discard(ctx, faces, identity, flagged, passed) -> None:
+    """Discard FACES, or every face of --identity N (files stay; nothing is deleted)."""
+    _verdict(ctx, "discard", faces, identity, flagged, passed)
 
 
 @decide.command("reassign")
@@ -137,7 +200,7 @@ def decide_reassign(ctx, identity, faces) -> None:
     """Move faces to IDENTITY."""
     with closing(_open(ctx)[1]) as conn:
         decision = decisions.reassign(conn, _faces_arg(faces), identity)
-        out.print(f"decision {decision}: {len(faces)} faces → identity {identity}")
+        out.print(f"decision {decision}: {_some(list(faces))} → identity {identity}")
 
 
 @decide.command("split")
@@ -146,7 +209,8 @@ def decide_reassign(ctx, identity, faces) -> None:
 def decide_split(ctx, faces) -> None:
     """Move faces to a new identity."""
     with closing(_open(ctx)[1]) as conn:
-        out.print(f"new identity {decisions.split(conn, _faces_arg(faces))}")
+        new = decisions.split(conn, _faces_arg(faces))
+        out.print(f"new identity {new}: {_some(list(faces))}")
 
 
 @decide.command("merge")
@@ -156,7 +220,8 @@ def decide_split(ctx, faces) -> None:
 def decide_merge(ctx, source, into) -> None:
     """Merge identity SOURCE into INTO (confirms a suggested link)."""
     with closing(_open(ctx)[1]) as conn:
-        out.print(f"decision {decisions.merge(conn, source, into)}: {source} → {into}")
+        decision = decisions.merge(conn, source, into)
+        out.print(f"decision {decision}: identity {source} → identity {into}")
 
 
 @decide.command("name")
@@ -166,7 +231,8 @@ def decide_merge(ctx, source, into) -> None:
 def decide_name(ctx, identity, text) -> None:
     """Name an identity."""
     with closing(_open(ctx)[1]) as conn:
-        out.print(f"decision {decisions.name(conn, identity, text)}: {identity} is {text!r}")
+        decision = decisions.name(conn, identity, text)
+        out.print(f"decision {decision}: identity {identity} is {escape(repr(text))}")
 
 
 @decide.command("undo")
@@ -230,6 +296,8 @@ def export_cmd(ctx, target, reviewed_only, sizes, image_format, zip_name, only, 
         out.print(f"left out: {count} {reason}")
     if result.zip_path:
         out.print(f"zip: {result.zip_path}")
+    if not result.recorded:
+        out.print("note: the workspace is read-only, so this export is not in its history")
 
 
 @main.command("train-root")
@@ -283,11 +351,18 @@ def import_cmd(ctx, archives, group, size, pack, as_json) -> None:
             f"{r.archive.name} → {r.folder}: group {r.group}, {r.files} images, "
             f"{r.duplicates} duplicates skipped, {r.faces} faces in "
             f"{sum(i.identity is not None for i in r.identities)} identities, "
-            f"{r.no_face} images without a usable face"
+            f"{r.no_face} images without a usable face, "
+            f"{r.decisions} keep/discard decisions carried from its manifest"
         )
         for i in r.identities:
             if i.identity is not None:
                 out.print(f"  identity {i.identity} {i.name!r}: {i.faces} faces")
+        if r.lost:
+            out.print(
+                f"  {len(r.lost)} images a person kept or discarded in the exporting workspace "
+                f"show no face here, so their decision is not applied: {', '.join(r.lost[:5])}"
+                f"{' …' if len(r.lost) > 5 else ''} (in {r.folder})"
+            )
         for a, b, d in r.links:
             out.print(
                 f"  identity {a} {names.get(a, '')!r} looks like identity {b} (distance "

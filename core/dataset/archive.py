@@ -151,6 +151,26 @@ def _export_plan(
     )
 
 
+def manifest_decisions(plan: Plan) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """What a person decided in the exporting workspace, from our export's manifest:
+    (identity folder, file name) → keep | discard, and identity folder → the identity's name."""
+    verdicts: dict[tuple[str, str], str] = {}
+    names: dict[str, str] = {}
+    if plan.manifest is None:
+        return verdicts, names
+    for face in plan.manifest.get("faces", []):
+        if face.get("decision") not in ("keep", "discard"):
+            continue
+        for rel in face.get("files", {}).values():  # either size: the folders are the same
+            parts = PurePosixPath(str(rel)).parts
+            if len(parts) == 3:
+                verdicts[parts[1], parts[2]] = face["decision"]
+    for identity in plan.manifest.get("identities", []):
+        if identity.get("name") and identity.get("folder"):
+            names[str(identity["folder"])] = str(identity["name"])
+    return verdicts, names
+
+
 # ---------------------------------------------------------------------------------------------
 # Unpacking and deduplicating (into a temporary folder inside the workspace)
 

@@ -8,13 +8,11 @@ records when it ran. Everything is written under a temporary sibling folder rena
 
 from __future__ import annotations
 
-import csv
+import errno
 import hashlib
-import io
 import json
 import re
 import sqlite3
-import zipfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,23 +22,23 @@ import numpy as np
 
 from reelface import catalogue
 from reelface.config import Config
-from reelface.errors import ReelfaceError
+from reelface.dataset.manifest import (  # noqa: F401  (FORMAT, read_manifest: names of export)
+    FORMAT,
+    ExportError,
+    manifest_csv,
+    read_manifest,
+    write_zip,
+)
 from reelface.identity import decisions
-from reelface.io import atomic_folder, encode
+from reelface.io import atomic_folder, encode, sha256_file
 from reelface.pipeline import align
 
-FORMAT = "reelface-export"
 FFHQ_DIR = "ffhq"
 ARCFACE_DIR = "arcface224"
 ARCFACE_SIZE = 224
 JPEG_QUALITY = 95
 # Encoder setting per format: JPEG quality, PNG zlib level.
 _QUALITY = {"jpg": JPEG_QUALITY, "png": 6}
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no wall-clock in the archive
-
-
-class ExportError(ReelfaceError, RuntimeError):
-    """An export or training root that cannot be written; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +60,7 @@ class ExportResult:
     zip_path: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
     left_out: dict[str, int] = field(default_factory=dict)  # why faces stayed out → how many
+    recorded: bool = True  # False: the catalogue was read-only, the export is not in its history
 
 
 def folder_name(identity: int, name: str | None) -> str:
@@ -79,6 +78,22 @@ UNSORTED = "unsorted by clustering (assign them to a person in the review)"
 DISCARDED = "discarded by a person"
 FLAGGED = "flagged by a rule and not kept by a person"
 NOT_REVIEWED = "passing but not kept by a person (--reviewed-only)"
+SUPERSEDED = "of a film superseded by a longer copy (see `reelface films`)"
+DUPLICATE = "byte-identical to a crop already exported (one copy kept)"
+# The write errors that say "this target cannot take the export", each with its fix.
+_FREE = "free space there or choose another target folder"
+_OTHER = "choose another target folder (or fix its permissions)"
+_TARGET_ERRORS = {
+    errno.ENOSPC: ("disk full", _FREE),
+    errno.EDQUOT: ("disk quota exceeded", _FREE),
+    errno.EROFS: ("read-only file system", _OTHER),
+    errno.EACCES: ("permission denied", _OTHER),
+    errno.EPERM: ("permission denied", _OTHER),
+}
+
+
+class TargetUnwritable(ExportError):
+    """The export's target cannot be written (full, over quota, read-only); nothing was left."""
 
 
 def select(
@@ -91,7 +106,7 @@ def select(
         r["id"]: dict(r)
         for r in conn.execute(
             """SELECT x.*, f.slug, f.path AS film_path, f.content_hash, f.kind AS film_kind,
-               d.name AS detector, d.sha256 AS detector_sha256, e.name AS embedder,
+               f.superseded_by, d.name AS detector, d.sha256 AS detector_sha256, e.name AS embedder,
                e.sha256 AS embedder_sha256 FROM faces x JOIN films f ON f.id = x.film_id
                JOIN models d ON d.id = x.detector_id JOIN models e ON e.id = x.embedder_id"""
         )
@@ -102,6 +117,9 @@ def select(
     for v in views.values():
         if options.identities and v.identity not in options.identities:
             continue  # asked for other identities only: not "left out"
+        if rows[v.face_id]["superseded_by"] is not None:  # its copy's face is the one to use
+            left_out[SUPERSEDED] += 1
+            continue
         if v.verdict == "discard":
             left_out[DISCARDED] += 1
             continue
@@ -153,14 +171,51 @@ def export(
                     f"crop file missing: {crop} (face {row['id']}); re-extract its film with "
                     f"`reelface extract {row['film_path']} --force`"
                 )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result = atomic_folder(out, lambda tmp: _write(ws_root, tmp, chosen, st, config, options))
+    chosen = _drop_duplicates(ws_root, chosen, st, left_out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result = atomic_folder(out, lambda tmp: _write(ws_root, tmp, chosen, st, config, options))
+    except OSError as error:
+        elsewhere = error.filename and not str(error.filename).startswith(str(out.parent))
+        if error.errno not in _TARGET_ERRORS or elsewhere:  # e.g. a crop that cannot be read
+            raise
+        what, fix = _TARGET_ERRORS[error.errno]
+        raise TargetUnwritable(
+            f"cannot write the export to {out}: {what}, nothing was left there; {fix}"
+        ) from error
     result.path = out
     if result.zip_path is not None:
         result.zip_path = out / result.zip_path.name
     result.left_out = dict(left_out.most_common())
-    catalogue.add_export(conn, out, asdict(options), result.manifest_sha256, result.counts)
+    try:
+        catalogue.add_export(conn, out, asdict(options), result.manifest_sha256, result.counts)
+    except sqlite3.OperationalError as error:
+        if not catalogue.is_read_only(error):
+            raise
+        result.recorded = False  # exporting from a read-only workspace is reading it
     return result
+
+
+def _drop_duplicates(
+    ws_root: Path, chosen: dict[int, list[dict]], st: decisions.State, left_out: Counter
+) -> dict[int, list[dict]]:
+    """One face per crop content (SHA-256): the same picture twice, from two copies of a film or
+    under two identities, would make one person two training identities. A kept copy wins."""
+    faces = [row for rows in chosen.values() for row in rows]
+    faces.sort(key=lambda r: (st.verdict.get(r["id"]) != "keep", r["id"]))
+    seen: set[str] = set()
+    dropped: set[int] = set()
+    for row in faces:
+        digest = sha256_file(ws_root / row["crop_path"])
+        if digest in seen:
+            dropped.add(row["id"])
+        seen.add(digest)
+    left_out[DUPLICATE] += len(dropped)
+    if not dropped:
+        del left_out[DUPLICATE]
+        return chosen
+    kept = {k: [r for r in v if r["id"] not in dropped] for k, v in chosen.items()}
+    return {k: v for k, v in kept.items() if v}
 
 
 def _write(
@@ -266,12 +321,12 @@ def _write(
     }
     manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     (tmp / "manifest.json").write_bytes(manifest_bytes)
-    (tmp / "manifest.csv").write_bytes(_csv(entries))
+    (tmp / "manifest.csv").write_bytes(manifest_csv(entries))
     zip_path = None
     if options.zip_name:
         name = options.zip_name if options.zip_name.endswith(".zip") else options.zip_name + ".zip"
         zip_path = tmp / Path(name).name
-        _zip(tmp, zip_path, sorted(files) + ["manifest.csv", "manifest.json"])
+        write_zip(tmp, zip_path, sorted(files) + ["manifest.csv", "manifest.json"])
     return ExportResult(
         path=tmp,
         identities=len(chosen),
@@ -283,78 +338,8 @@ def _write(
     )
 
 
-def _csv(entries: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    columns = [
-        "file",
-        "sha256",
-        "identity",
-        "folder",
-        "face_id",
-        "film",
-        "frame",
-        "time",
-        "box",
-        "landmarks",
-        "reasons",
-        "passed",
-        "decision",
-        "detector",
-        "embedder",
-    ]
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for e in entries:
-        for kind, rel in sorted(e["files"].items()):
-            writer.writerow(
-                [
-                    rel,
-                    e["sha256"][kind],
-                    e["identity"],
-                    e["folder"],
-                    e["face_id"],
-                    e["film"],
-                    e["frame"],
-                    e["time"],
-                    json.dumps(e["box"]),
-                    json.dumps(e["landmarks"]),
-                    "; ".join(e["reasons"]),
-                    e["passed"],
-                    e["decision"] or "",
-                    e["detector"],
-                    e["embedder"],
-                ]
-            )
-    return buffer.getvalue().encode()
-
-
-def _zip(root: Path, path: Path, names: list[str]) -> None:
-    """A zip whose bytes depend only on the files: fixed dates and modes, sorted entries."""
-    with zipfile.ZipFile(path, "w") as archive:
-        for name in names:
-            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
-            info.external_attr = 0o644 << 16
-            packed = name.endswith((".json", ".csv"))  # images do not compress further
-            info.compress_type = zipfile.ZIP_DEFLATED if packed else zipfile.ZIP_STORED
-            archive.writestr(info, (root / name).read_bytes())
-
-
 # ---------------------------------------------------------------------------------------------
 # Training roots
-
-
-def read_manifest(folder: Path) -> dict:
-    """The manifest of an export folder, checked to be ours."""
-    path = folder / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ExportError(
-            f"{path}: not a reelface export ({error}); export with `reelface export`"
-        ) from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ExportError(f"{path}: not a reelface export manifest; export with `reelface export`")
-    return manifest
 
 
 def train_root(out: Path, exports: list[Path], vggface: Path | None = None) -> dict[str, int]:

@@ -15,15 +15,17 @@ import re
 import shutil
 import sqlite3
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import numpy as np
 
 from reelface import catalogue
 from reelface.catalogue import transaction
-from reelface.dataset.archive import ArchiveError, Plan, read_plan, unpack
-from reelface.dataset.export import FFHQ_DIR
+from reelface.dataset.archive import ArchiveError, Plan, manifest_decisions, read_plan, unpack
+from reelface.dataset.export import FFHQ_DIR, FORMAT
 from reelface.identity import cluster, decisions, identify
 from reelface.io import sha256_file, temp_name
 from reelface.pipeline import decode
@@ -33,6 +35,8 @@ from reelface.workspace import Workspace, slugify
 
 IMPORTS_DIR = "imports"
 METHOD = "import"  # cluster_runs.method of the assignments an import records
+OWN_THRESHOLD = 0.3  # detector score that finds again the 17%-cut-off faces of the test film
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +65,8 @@ class ImportResult:
     files: int = 0  # images in identity folders
     duplicates: int = 0  # identical to a file already imported (or a crop of this workspace)
     faces: int = 0  # faces assigned to the group's identities
+    decisions: int = 0  # faces given the keep/discard a person recorded in our export's manifest
+    lost: list[str] = field(default_factory=list)  # images with a decision but no face found
     no_face: int = 0  # images where no face large enough was found
     ignored: int = 0  # other entries (manifests, 224 copies, text files…)
     links: list[tuple[int, int, float]] = field(default_factory=list)
@@ -180,12 +186,27 @@ def _import(ws, conn, extractor, archive, digest, slug, group, zf, plan) -> Impo
         os.rename(tmp, final)
         result = ImportResult(archive, "imported", slug, group, 0, final)
         result.files, result.duplicates, result.ignored = len(sums), duplicates, plan.ignored
-        films = _extract_folders(ws, conn, extractor, final, made_films)
-        _record(ws, conn, result, digest, films, kept)
+        films = _own_threshold(
+            extractor, plan, lambda: _extract_folders(ws, conn, extractor, final, made_films)
+        )
+        _record(ws, conn, result, digest, films, kept, manifest_decisions(plan))
         return result
     except BaseException:
         _undo(ws, conn, made_films, tmp, final)
         raise
+
+
+def _own_threshold(extractor: Extractor, plan: Plan, run: Callable[[], T]) -> T:
+    """Run with the detector's threshold at most OWN_THRESHOLD for our own export's crops: each
+    holds a face found before, which its crop (black padding, a cut edge) may score lower."""
+    config = extractor.config
+    if plan.kind == FORMAT:
+        lower = min(config.extract.threshold, OWN_THRESHOLD)
+        extractor.config = replace(config, extract=replace(config.extract, threshold=lower))
+    try:
+        return run()
+    finally:
+        extractor.config = config
 
 
 def _extract_folders(
@@ -240,8 +261,11 @@ def _record(
     digest: str,
     films: dict[str, tuple[int | None, int]],
     kept: dict[str, str],
+    decided: tuple[dict[tuple[str, str], str], dict[str, str]],
 ) -> None:
-    """The import, its identities (named after the folders) and link suggestions, at once."""
+    """The import, its identities (named after the folders, or as our export's manifest names
+    them), the decisions that manifest carries, and link suggestions, at once."""
+    verdicts, names_of = decided
     who = f"import:{result.group}"
     dims: set[int] = set()
     new: set[int] = set()
@@ -274,13 +298,17 @@ def _record(
                 stats,
                 [(f, identity if f in scores else None, scores.get(f)) for f in every],
             )
-            entry.name = _free_name(folder, result.group, names)
+            entry.name = _free_name(names_of.get(folder, folder), result.group, names)
             names.add(entry.name)
             decisions.record(conn, "name", who, identity=identity, payload={"name": entry.name})
+            result.decisions += _carry(conn, who, film_id, folder, set(scores), verdicts)
             entry.identity, entry.faces = int(identity), len(main)
             result.faces += len(main)
             new.add(int(identity))
             dims.add(x.shape[1])
+        decided = {f"{folder}/{name}" for folder, name in verdicts}
+        found = {f"{e.folder}/{s}" for e in result.identities for s in _sources(conn, e)}
+        result.lost = sorted((decided & set(kept)) - found)  # duplicates are elsewhere
         first = next((e.film_id for e in result.identities if e.film_id is not None), None)
         counts = {
             "slug": result.slug,
@@ -305,6 +333,37 @@ def _record(
             cfg = ws.config().cluster
             threshold = identify.params_for(cfg, dims.pop()).merge_threshold * 1.5
             result.links = identify.suggest_links(conn, threshold, only=new)
+
+
+def _carry(
+    conn: sqlite3.Connection,
+    who: str,
+    film_id: int,
+    folder: str,
+    main: set[int],
+    verdicts: dict[tuple[str, str], str],
+) -> int:
+    """Record the exporting workspace's keep/discard for each image's main face, as decisions."""
+    chosen: dict[str, list[int]] = {}
+    for face, source in conn.execute("SELECT id, source FROM faces WHERE film_id = ?", (film_id,)):
+        kind = verdicts.get((folder, source)) if face in main else None
+        if kind:
+            chosen.setdefault(kind, []).append(face)
+    for kind, faces in sorted(chosen.items()):
+        decisions.record(conn, kind, who, faces, payload={"from": "manifest"})
+    return sum(len(f) for f in chosen.values())
+
+
+def _sources(conn: sqlite3.Connection, entry: IdentityImport) -> set[str]:
+    """Images of an imported identity folder in which a face of that identity was found."""
+    if entry.identity is None:
+        return set()
+    rows = conn.execute(
+        """SELECT DISTINCT x.source FROM faces x JOIN assignments a ON a.face_id = x.id
+           WHERE x.film_id = ? AND a.identity_id = ?""",
+        (entry.film_id, entry.identity),
+    )
+    return {r[0] for r in rows}
 
 
 def _free_name(folder: str, group: str, taken: set[str]) -> str:

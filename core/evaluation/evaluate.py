@@ -10,6 +10,7 @@ crop (no paste-back). The mean over all results is the score; lower is better.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -257,9 +258,13 @@ def evaluate(
     judge: Any,
     detector: Detector,
     id_net: Any | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> Report:
-    """Run the protocol for each swapper; `judge` scores, `id_net` (default judge) drives swaps."""
+    """Run the protocol for each swapper; `judge` scores, `id_net` (default judge) drives swaps.
+
+    `on_step` is told each stage as it starts: finding the faces, then one per swapper."""
     id_net = id_net or judge
+    step = on_step or (lambda what: None)
     for swapper in swappers:
         if swapper.id_dim is not None and swapper.id_dim != id_net.dim:
             raise EvalError(
@@ -268,6 +273,7 @@ def evaluate(
             )
     pairs, problems = discover(testset)
     photos = [p for pair in pairs for p in (pair.source, pair.target) if p is not None]
+    step(f"finding the faces of {len(photos)} photos")
     locate(detector, photos)
     for pair in pairs:
         for photo in (pair.source, pair.target):
@@ -282,6 +288,7 @@ def evaluate(
         raise EvalError(f"{testset}: no pair has a readable face in both photos (see above)")
     results: dict[str, dict[str, Result]] = {}
     for swapper in swappers:
+        step(f"{swapper.name}: swapping and judging {len(usable)} pairs")
         results[swapper.name] = _run(swapper, usable, judge, id_net)
     info = {"detector": detector.name, "detect_size": DETECT_SIZE, "threshold": THRESHOLD}
     return Report(str(testset), pairs, [s.name for s in swappers], results, problems, info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,13 @@ class EvalOptions:
     simswap_io: str | None = None  # SimSwap files' I/O convention; None probes for it
 
 
-def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
-    """Load everything, evaluate, write the report files; raises ModelError / EvalError."""
+def run_eval(
+    options: EvalOptions, progress: Callable[[str, int, int], None] | None = None
+) -> tuple[Report, dict[str, Path]]:
+    """Load everything, evaluate, write the report files; raises ModelError / EvalError.
+
+    `progress` is called with (step, steps done, steps in all) as each step starts, and at the end.
+    """
     from reelface.evaluation import report as eval_report
     from reelface.models import registry
     from reelface.swap import checkpoint, identity
@@ -37,15 +43,32 @@ def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
         raise EvalError(
             f"{options.testset}: no such test-set folder (give the folder of source_NN/target_NN)"
         )
+    # Loading: the judge, the identity net, each checkpoint, the detector; then finding the
+    # faces, one step per swapper, and the report files.
+    swapping = 1 + bool(options.reference) + options.baseline
+    total = 3 + bool(options.id_net) + bool(options.reference) + 1 + swapping + 1
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        if progress:
+            progress(what, done, total)
+        done += 1
+
+    step(f"loading {Path(options.arcface).name}")
     judge = identity.load_identity(options.arcface, options.trust_pickle, options.device)
+    if options.id_net:
+        step(f"loading {Path(options.id_net).name}")
     id_net = (
         identity.load_identity(options.id_net, options.trust_pickle, options.device)
         if options.id_net
         else judge
     )
+    step(f"loading {Path(options.model).name}")
     model = checkpoint.load(options.model, options.device, options.simswap_io)
     swappers: list[Any] = [GeneratorSwapper("model", model)]
     if options.reference:
+        step(f"loading {Path(options.reference).name}")
         swappers.append(
             GeneratorSwapper(
                 "reference", checkpoint.load(options.reference, options.device, options.simswap_io)
@@ -53,8 +76,9 @@ def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
         )
     if options.baseline:
         swappers.append(NoSwap(model.config.image_size, model.config.alignment))
+    step("loading the detector")
     detector, _ = registry.load(registry.float32(config_mod.Config()), options.models)
-    report = evaluate(options.testset, swappers, judge, detector, id_net)
+    report = evaluate(options.testset, swappers, judge, detector, id_net, on_step=step)
     trained_with = model.identity.get("sha256")
     if trained_with and trained_with != id_net.sha256:
         report.problems.append(
@@ -69,7 +93,11 @@ def run_eval(options: EvalOptions) -> tuple[Report, dict[str, Path]]:
         "alignment": {"template": model.config.alignment, "size": model.config.image_size},
     }
     report.info.update(extra)
-    return report, eval_report.write(report, options.out)
+    step("writing the report and grid")
+    paths = eval_report.write(report, options.out)
+    if progress:
+        progress("evaluated", done, total)
+    return report, paths
 
 
 def _describe_checkpoint(ckpt: Any) -> dict[str, Any]:

@@ -207,20 +207,51 @@ def record(
     )
 
 
-def keep(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None) -> int:
-    """Mark faces as kept (export them even under --reviewed-only)."""
+def keep(
+    conn: sqlite3.Connection,
+    faces: Iterable[int],
+    who: str | None = None,
+    payload: dict | None = None,
+) -> int:
+    """Mark faces as kept (export them even under --reviewed-only); payload says how chosen."""
     faces = list(faces)
     with transaction(conn):
         _check_faces(conn, faces)
-        return record(conn, "keep", who, faces)
+        return record(conn, "keep", who, faces, payload=payload)
 
 
-def discard(conn: sqlite3.Connection, faces: Iterable[int], who: str | None = None) -> int:
+def discard(
+    conn: sqlite3.Connection,
+    faces: Iterable[int],
+    who: str | None = None,
+    payload: dict | None = None,
+) -> int:
     """Mark faces as discarded (never exported); the crop files stay where they are."""
     faces = list(faces)
     with transaction(conn):
         _check_faces(conn, faces)
-        return record(conn, "discard", who, faces)
+        return record(conn, "discard", who, faces, payload=payload)
+
+
+def identity_or_fail(conn: sqlite3.Connection, identity: int, st: State | None = None) -> int:
+    """The identity that `identity` is now (merges followed); DecisionError if there is none."""
+    _check_identity(conn, identity)
+    return (st or state(conn)).resolve(identity)
+
+
+def faces_of(
+    conn: sqlite3.Connection, identity: int, passed: bool | None = None
+) -> tuple[int, list[int]]:
+    """(identity now, its faces now), only those that pass (True) or fail (False) the rules."""
+    st = state(conn)
+    now = identity_or_fail(conn, identity, st)
+    rules = dict(conn.execute("SELECT id, passed FROM faces"))
+    faces = [
+        f
+        for f, v in view(conn, st).items()
+        if v.identity == now and (passed is None or bool(rules[f]) == passed)
+    ]
+    return now, faces
 
 
 def reassign(

@@ -28,6 +28,13 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
     try:
         row = catalogue.film_or_fail(conn, str(film), ws.root)
         film_id = int(row["id"])
+        if row["superseded_by"]:  # a partial copy: its people are clustered in the full one
+            return {
+                "film_id": film_id, "run_id": None, "method": "none", "faces": 0,
+                "identities": [], "unsorted": 0, "stats": [], "links": [],
+                "note": f"{row['slug']} is superseded by film {row['superseded_by']}: not "
+                "clustered (its faces are that film's)",
+            }  # fmt: skip
         try:
             return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))
         except identify.NoFaces:

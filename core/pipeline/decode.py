@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 HASH_CHUNK = 8 << 20
 PROBED_STREAMS = 32  # stream options are given per stream index; films rarely have more
 MAX_HELD_BYTES = 64 << 20  # compressed packets kept back while looking for the next IDR
+FINGERPRINT_PACKETS = 64  # a few seconds of a film: enough to tell two encodes apart
 
 
 class SourceError(ReelfaceError, RuntimeError):
@@ -131,6 +133,21 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fingerprint(path: Path, packets: int = FINGERPRINT_PACKETS) -> list[str]:
+    """SHA-256 (16 hex digits) of a film's first video packets, read without decoding.
+
+    A truncated or remuxed copy of a film keeps its packets, so the lists of the two share a
+    start (a re-encode does not); `catalogue.same_start` compares them.
+    """
+    try:
+        with open_film(path) as container:
+            stream = container.streams.video[0]
+            found = itertools.islice((p for p in container.demux(stream) if p.size), packets)
+            return [hashlib.sha256(bytes(p)).hexdigest()[:16] for p in found]
+    except Exception:  # PyAV raises many FFmpeg error types; a film we cannot read has none
+        return []
+
+
 def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
@@ -228,8 +245,17 @@ def _first_line(error: BaseException) -> str:
 
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 image, or SourceError naming the file."""
-    data = np.fromfile(path, np.uint8)  # np.fromfile + imdecode copes with any file name
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        data = np.fromfile(path, np.uint8)  # np.fromfile + imdecode copes with any file name
+    except OSError as error:
+        raise SourceError(f"{path}: cannot read it ({error.strerror or error})") from error
+    # Silent: a damaged file is reported once, by name (Stats.unreadable), not by libpng's noise.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None:
         raise SourceError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -262,6 +288,11 @@ def hwaccel_problem(path: Path, device: str) -> str | None:
     return None
 
 
+def next_multiple(index: int, interval: int) -> int:
+    """The first multiple of `interval` after frame `index` (0 before the film starts)."""
+    return 0 if index < 0 else (index // interval + 1) * interval
+
+
 def video_frames(
     path: Path,
     interval: int,
@@ -270,13 +301,16 @@ def video_frames(
     exact: bool = False,
     threading: str = "SLICE",
     hwaccel: str = "",
+    until: int | None = None,
 ) -> Iterator[Frame]:
-    """Sampled frames of a film, about one in `interval`, strictly after frame index `after`.
+    """Sampled frames of a film, one per multiple of `interval`, strictly after frame `after`.
 
     By default the decoder skips non-reference frames (most B-frames), which nothing else needs,
-    and the first decoded frame at or past each target index is taken: the density the user asked
-    for at a fraction of the decoding. `exact` decodes everything and takes exact multiples.
-    The choice depends only on the file, so a resumed run samples the same frames.
+    and each multiple of `interval` takes the first decoded frame at or past it: the density the
+    user asked for at a fraction of the decoding. `exact` decodes everything and takes exact
+    multiples. The multiples are fixed by the file alone, so a resumed run, or a segment
+    (`after`, `until`: the multiples from after + 1 up to, not including, `until`), takes the
+    same frames as one run over the whole film (pipeline/segments.py merges them).
     """
     accel = None
     if hwaccel:
@@ -302,7 +336,7 @@ def video_frames(
         def index_of(pts: int) -> int:
             return round(float((pts - start_pts) * base) * fps)
 
-        target = 0 if after < 0 else after + interval
+        target = next_multiple(after, interval)
         if after >= 0:
             # Seek to the keyframe before the resume point; frames up to `after` are dropped below.
             seconds = max(0.0, (after - 2 * interval) / fps)
@@ -338,7 +372,9 @@ def video_frames(
                     continue
                 if exact and index % interval:
                     continue
-                target = index + interval
+                if until is not None and target >= until:
+                    return  # the next multiple is the next segment's
+                target = next_multiple(index, interval)
                 seconds = float((frame.pts - start_pts) * base) if frame.pts is not None else None
                 yield video_frame(frame, index, seconds, side)
     finally:

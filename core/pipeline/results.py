@@ -34,6 +34,7 @@ class Stats:
     analyse_seconds: float = 0.0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
+    unreadable: list[str] = field(default_factory=list)  # image files that could not be decoded
     notes: list[str] = field(default_factory=list)  # things the user should know, one line each
 
     def rates(self) -> dict[str, float]:
@@ -95,3 +96,14 @@ class Result:
 
 def crop_name(frame: int, slot: int) -> str:
     return f"{frame:07d}_{slot}.png"
+
+
+def unreadable_note(folder: str, names: list[str], shown: int = 5) -> str:
+    """The image files of a folder that could not be decoded, named (the first few)."""
+    listed = ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
+    return (
+        f"{len(names)} unreadable image{'s' if len(names) > 1 else ''} in {folder} skipped "
+        f"(damaged or not an image; replace or remove them): {listed}"
+    )
