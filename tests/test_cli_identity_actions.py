@@ -59,7 +59,8 @@ def test_decide_on_a_whole_identity(clustered: Path) -> None:
     said = cli(clustered, "decide", "discard", "--identity", str(identity), "--flagged")
     assert f"discarded {len(flagged)} flagged faces of identity {identity} (Alice)" in said
     said = cli(clustered, "decide", "keep", "--identity", str(identity), "--passed")
-    assert f"kept {len(passed)} passed faces of identity {identity} (Alice)" in said
+    faces = "face" if len(passed) == 1 else "faces"
+    assert f"kept {len(passed)} passed {faces} of identity {identity} (Alice)" in said
     now = {r["id"]: r["decision"] for r in faces_json(clustered)}
     assert {now[f] for f in flagged} == {"discard"} and {now[f] for f in passed} == {"keep"}
     others = [r["id"] for r in rows if r["identity"] != identity]

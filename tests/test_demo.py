@@ -24,7 +24,8 @@ def test_demo_needs_no_test_packages(models_dir: Path, tmp_path: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     films = subprocess.run([*run, "films", "--json"], capture_output=True, text=True)
     (film,) = json.loads(films.stdout)
-    assert film["state"] == "done" and film["faces_passed"] >= 10
+    # Its shots hold still, so near-duplicates fold to their best faces: one or more per person.
+    assert film["state"] == "done" and film["faces_passed"] >= 4
     # Outside the inbox, so a running daemon never claims it and moves it from under its row.
     assert Path(film["path"]).is_file() and "inbox" not in Path(film["path"]).parts
     # Gauss, Newton and two people of the Solvay photo, aligned: every kept crop is on disk.

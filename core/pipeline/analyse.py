@@ -178,6 +178,7 @@ class FaceWorker:
                     ext.size,
                     frame.shape,
                     cv2.cvtColor(analysis, cv2.COLOR_RGB2GRAY),
+                    crop=crop,  # sharpness at the size delivered (pipeline/sharpness.py)
                 )
                 reasons = quality.reasons(measures, rules)
                 slot = sum(1 for r in records if r.frame == frame.index)

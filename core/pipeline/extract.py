@@ -17,7 +17,7 @@ from pathlib import Path
 from reelface import catalogue, workspace
 from reelface.config import Config
 from reelface.models.base import Detector, Embedder
-from reelface.pipeline import copies, decode, quality
+from reelface.pipeline import copies, decode, duplicates, quality
 from reelface.pipeline.analyse import Batch, FaceWorker
 from reelface.pipeline.results import (
     ExtractError,
@@ -193,6 +193,11 @@ class Extractor:
         if stats.unreadable:
             stats.notes.append(unreadable_note(info.path, stats.unreadable))
         stopped = stop is not None and stop.is_set()
+        if not stopped:  # near-duplicates need the whole film's faces: folded once at the end
+            folded = duplicates.fold_film(conn, film_id, self.ws.root, self.config)
+            stats.faces_kept = max(stats.faces_kept - folded.flagged, 0)
+            stats.faces_flagged += folded.flagged
+            stats.reasons.update({"duplicate": folded.marked} if folded.marked else {})
         catalogue.set_film_state(conn, film_id, "extracting" if stopped else "done")
         return Result(film_id, slug, "stopped" if stopped else "done", faces_dir, stats)
 

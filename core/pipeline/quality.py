@@ -10,9 +10,10 @@ import numpy as np
 
 from reelface.models.base import AlignTemplate
 from reelface.pipeline import align
+from reelface.pipeline import landmarks as lm
+from reelface.pipeline import sharpness as sharp
 
-# Sharpness is measured on the face alone, grey, at this fixed scale, so one threshold means the
-# same whatever the output size or the face's size in the film.
+# The preview and embedding crop; the old Laplacian measure (kept as `laplacian`) is taken on it.
 ANALYSIS = align.FFHQ.scaled(256)
 # The region of the analysis crop that holds brows, eyes, nose and mouth (no hair, no background).
 _P = ANALYSIS.points
@@ -37,19 +38,34 @@ NOSE_DEPTH = 1.1
 class Thresholds:
     """Each rule's limit; every face failing one gets the rule's reason."""
 
-    blur: float = 25.0  # sharpness below this → blurry
+    # Sharpness (detail a re-blur removes, on the crop as delivered; sharpness.py) below this →
+    # blurry. The scale puts the cut at 25, the number every older workspace config holds.
+    blur: float = 25.0
     roll: float = 30.0  # |eye-line angle| above this, degrees → tilted
     face_area: float = 0.40  # share of the crop the face covers, below → small
     # Smallest source resolution as a share of the crop's (the CLI's --min-face): a face
     # enlarged more than 1/min_face times into its crop is too small to keep.
     min_face: float = 0.7
     outside: float = 0.10  # share of the face box outside the frame above → incomplete
+    # Share of the inner face (brows to mouth, as the crop places it) outside the frame above →
+    # incomplete: the detector's box shrinks to what it sees, so it misses a face cut at an eye.
+    cut: float = 0.10
     padding: float = 0.40  # share of the crop that is padding above → incomplete
     score: float = 0.55  # detector confidence below → incomplete (occluded or not a face)
     # Landmark error after alignment, in eye distances; turned heads reach 0.2 with correct
     # landmarks (measured on the demo film), landmark failures go far beyond.
     residual: float = 0.30
+    # The points' distance from the mean face turned to their own yaw and best nod (landmarks.py),
+    # in eye distances, above → misaligned: one point gone astray, which the fit hides (correct
+    # faces of bench/quality.py ≤ 0.075, spoiled ones mostly 0.11–0.26).
+    shape: float = 0.12
+    # Face area above this share of the crop → misaligned: landmarks that claim a face smaller
+    # than it is zoom the crop into it (correct crops: 0.58–0.71).
+    zoomed: float = 0.90
     profile: float = 55.0  # |yaw| above, degrees → profile (a note, not a discard rule)
+    # Near-duplicates in one track: grey-thumbnail correlation at or above this (and the same
+    # person by the embedder) → all but the best face get "duplicate"; 0 turns it off.
+    duplicate: float = 0.97
 
     @property
     def max_upscale(self) -> float:
@@ -70,13 +86,39 @@ class Measures:
     padding: float
     residual: float
     landmarks_outside: int
+    # Added with the landmark and delivered-size sharpness rules; rows written before lack them
+    # (their `sharpness` is the old Laplacian variance), hence the defaults.
+    laplacian: float = -1.0  # the old measure, variance of the Laplacian on the 256 px crop
+    mouth_below: float = 1.0  # the landmarks' shape in the eye-line frame (landmarks.Shape)
+    mouth_along: float = 1.0
+    nose_side: float = 0.0
+    nose_drop: float = 0.55
+    eye_span: float = 1.0
+    face_cut: float = 0.0  # share of the inner face outside the frame
+    shape_residual: float = 0.0  # distance from the mean face at this yaw (landmarks.py)
+
+    @property
+    def shape(self) -> lm.Shape:
+        return lm.Shape(
+            self.mouth_below, self.mouth_along, self.nose_side, self.nose_drop, self.eye_span
+        )
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
 
 # Reasons that suggest discarding; "profile" is recorded but acceptable under the lab's rules.
-DISCARD_REASONS = ("blurry", "tilted", "small", "incomplete", "misaligned")
+# "landmarks": the five points cannot be a face (mirrored, collapsed), so the crop and every
+# geometric measure from them is meaningless; "duplicate": a better crop of the same moment.
+DISCARD_REASONS = (
+    "blurry",
+    "tilted",
+    "small",
+    "incomplete",
+    "misaligned",
+    "landmarks",
+    "duplicate",
+)
 ALL_REASONS = (*DISCARD_REASONS, "profile")
 
 
@@ -101,10 +143,9 @@ def yaw_degrees(landmarks: np.ndarray) -> float:
 
 
 def sharpness(analysis_grey: np.ndarray) -> float:
-    """Variance of the Laplacian over the inner face of a 256 px FFHQ-aligned grey crop."""
+    """The old measure: variance of the Laplacian over the inner face of the 256 px crop."""
     x1, y1, x2, y2 = SHARP_BOX
-    region = analysis_grey[y1:y2, x1:x2]
-    return float(cv2.Laplacian(region, cv2.CV_64F).var())
+    return sharp.laplacian_variance(analysis_grey[y1:y2, x1:x2])
 
 
 def _polygon_area(points: np.ndarray) -> float:
@@ -153,6 +194,15 @@ def padding_share(matrix: np.ndarray, size: int, frame_shape: tuple[int, int]) -
     return 1.0 - covered
 
 
+def face_cut(matrix: np.ndarray, size: int, frame_shape: tuple[int, int]) -> float:
+    """Share of the inner face region of the crop whose pixels come from outside the frame."""
+    x1, y1, x2, y2 = (v * size for v in sharp.INNER)
+    corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float64)
+    in_frame = align.apply(align.invert(matrix), corners)
+    height, width = frame_shape
+    return 1.0 - _clip_area(in_frame, width, height) / max(_polygon_area(in_frame), 1e-9)
+
+
 def residual(landmarks: np.ndarray, matrix: np.ndarray, template: AlignTemplate) -> float:
     """RMS distance of the warped landmarks from the template, in template eye distances."""
     mapped = align.apply(matrix, landmarks)
@@ -168,22 +218,38 @@ def measure(
     size: int,
     frame_shape: tuple[int, int],
     analysis_grey: np.ndarray,
+    crop: np.ndarray | None = None,
 ) -> Measures:
-    """All measures of one face, given its crop matrix (source → `size` FFHQ crop)."""
+    """All measures of one face, given its crop matrix (source → `size` FFHQ crop).
+
+    `crop` is the delivered crop, where sharpness is judged; without it, the analysis crop.
+    """
     height, width = frame_shape
     x, y = landmarks[:, 0], landmarks[:, 1]
     outside_points = int(((x < 0) | (y < 0) | (x >= width) | (y >= height)).sum())
+    upscale = align.scale_of(matrix)
+    if crop is None:
+        crop, upscale = analysis_grey, upscale * ANALYSIS.size / size
+    shape = lm.shape(landmarks)
     return Measures(
         score=float(score),
         upscale=align.scale_of(matrix),
         roll=roll_degrees(landmarks),
         yaw=yaw_degrees(landmarks),
-        sharpness=sharpness(analysis_grey),
+        sharpness=sharp.crop_sharpness(crop, upscale),
         face_area=face_area(box, matrix, size),
         outside=outside_share(box, frame_shape),
         padding=padding_share(matrix, size, frame_shape),
         residual=residual(landmarks, matrix, align.FFHQ.scaled(size)),
         landmarks_outside=outside_points,
+        laplacian=sharpness(analysis_grey),
+        mouth_below=shape.mouth_below,
+        mouth_along=shape.mouth_along,
+        nose_side=shape.nose_side,
+        nose_drop=shape.nose_drop,
+        eye_span=shape.eye_span,
+        face_cut=face_cut(matrix, size, frame_shape),
+        shape_residual=lm.shape_residual(landmarks, yaw_degrees(landmarks)),
     )
 
 
@@ -192,23 +258,48 @@ def reasons(m: Measures, t: Thresholds) -> list[str]:
     out = []
     if m.sharpness < t.blur:
         out.append(f"blurry: sharpness {m.sharpness:.1f} < {t.blur:g}")
-    if abs(m.roll) > t.roll:
+    faults = lm.faults(m.shape)
+    if faults:
+        # Broken points make the eye line, the scale, the fit and the yaw meaningless: one
+        # reason instead of "tilted 180°", "small" and "misaligned".
+        out.append(f"landmarks: {'; '.join(faults)}")
+    elif abs(m.roll) > t.roll:
         out.append(f"tilted: eye line {m.roll:+.0f}° (limit ±{t.roll:g}°)")
-    if m.face_area < t.face_area:
+    if not faults and m.face_area < t.face_area:
         out.append(f"small: face covers {m.face_area:.0%} of the crop (< {t.face_area:.0%})")
     if m.landmarks_outside:
         out.append(f"incomplete: {m.landmarks_outside} landmark(s) outside the frame")
+    elif not faults and m.face_cut > t.cut:  # (the crop of broken points shows nothing)
+        out.append(f"incomplete: {m.face_cut:.0%} of the inner face is outside the frame")
     elif m.outside > t.outside:
         out.append(f"incomplete: {m.outside:.0%} of the face is outside the frame")
-    elif m.padding > t.padding:
+    elif not faults and m.padding > t.padding:
         out.append(f"incomplete: {m.padding:.0%} of the crop is padding")
     elif m.score < t.score:
         out.append(f"incomplete: detector score {m.score:.2f} < {t.score:g} (occluded?)")
-    if m.residual > t.residual:
-        out.append(f"misaligned: landmarks {m.residual:.2f} eye distances off the template")
-    if abs(m.yaw) > t.profile:
+    if not faults:
+        out += _misaligned(m, t)
+    if not faults and abs(m.yaw) > t.profile:
         out.append(f"profile: yaw about {m.yaw:+.0f}°")
     return out
+
+
+def _misaligned(m: Measures, t: Thresholds) -> list[str]:
+    """The alignment rules for plausible points: fit, shape at their yaw, and zoom."""
+    allowed = lm.residual_allowance(t.residual, m.yaw)
+    if m.residual > allowed:
+        return [
+            f"misaligned: landmarks {m.residual:.2f} eye distances off the template "
+            f"(limit {allowed:.2f} at yaw {m.yaw:+.0f}°)"
+        ]
+    if m.shape_residual > t.shape:
+        return [
+            f"misaligned: landmarks {m.shape_residual:.2f} eye distances off a face turned "
+            f"{m.yaw:+.0f}° (limit {t.shape:g})"
+        ]
+    if m.face_area > t.zoomed:
+        return [f"misaligned: the face fills {m.face_area:.0%} of the crop (> {t.zoomed:.0%})"]
+    return []
 
 
 def reason_keys(texts: list[str]) -> list[str]:
