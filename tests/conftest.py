@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,20 @@ def ws(tmp_path: Path) -> workspace.Workspace:
 @pytest.fixture
 def cli_env(ws: workspace.Workspace) -> dict[str, str]:
     return {**os.environ, "REELFACE_WORKSPACE": str(ws.root)}
+
+
+@pytest.fixture(scope="module")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TUI catalogue written row by row (tests/tui_seed.py): no encoder, detector or embedder."""
+    from tests import tui_seed
+
+    return tui_seed.seed(tmp_path_factory.mktemp("seeded") / "ws").root
+
+
+@pytest.fixture
+def seeded(seeded_template: Path) -> Iterator[Path]:
+    # A short path, so the dashboard's first line never wraps whatever the temp folder is.
+    copy = Path(tempfile.mkdtemp(prefix="rf-")) / "ws"
+    shutil.copytree(seeded_template, copy)
+    yield copy
+    shutil.rmtree(copy.parent, ignore_errors=True)

@@ -8,11 +8,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,6 @@ from reelface.tui.screens.detail import FaceDetail
 from reelface.tui.screens.help import HelpScreen
 from reelface.tui.screens.identities import IdentitiesScreen
 from reelface.tui.screens.review import ReviewScreen
-from tests import tui_seed
 from tests.conftest import CROP
 
 SIZE = (120, 40)
@@ -56,21 +54,6 @@ def root(template: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "ws"
     shutil.copytree(template, copy)
     return copy
-
-
-@pytest.fixture(scope="module")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A catalogue written row by row (tests/tui_seed.py): no encoder, detector or embedder."""
-    return tui_seed.seed(tmp_path_factory.mktemp("seeded") / "ws").root
-
-
-@pytest.fixture
-def seeded(seeded_template: Path) -> Iterator[Path]:
-    # A short path, so the dashboard's first line never wraps whatever the temp folder is.
-    copy = Path(tempfile.mkdtemp(prefix="rf-")) / "ws"
-    shutil.copytree(seeded_template, copy)
-    yield copy
-    shutil.rmtree(copy.parent, ignore_errors=True)
 
 
 def largest_identity(app: ReelfaceApp) -> int:
@@ -269,14 +252,21 @@ def test_screen_snapshots(seeded: Path, name: str) -> None:
             await press(app, pilot, "i")
         elif name == "review":
             await open_review(app, pilot)
-        text = masked(screen_text(app), seeded)
         path = SNAPSHOTS / f"{name}.txt"
         if os.environ.get("REELFACE_UPDATE_SNAPSHOTS") == "1":
+            await pilot.pause(0.5)
             path.parent.mkdir(exist_ok=True)
-            path.write_text(text)
+            path.write_text(masked(screen_text(app), seeded))
         if not path.exists():
             pytest.fail(f"no snapshot {path}: run with REELFACE_UPDATE_SNAPSHOTS=1 to write it")
-        assert text == path.read_text()
+        # A table filled by a worker's result sizes its columns on a later idle pass: the
+        # screen must come to the snapshot within a second, not in the first frame.
+        expected, deadline = path.read_text(), time.monotonic() + 1.0
+        text = masked(screen_text(app), seeded)
+        while text != expected and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+            text = masked(screen_text(app), seeded)
+        assert text == expected
 
     run(seeded, script)
 

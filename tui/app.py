@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from textual import events
 from textual.app import App
@@ -19,6 +19,8 @@ from reelface import catalogue
 from reelface.workspace import Workspace
 
 from .background import ScreenReady
+from .graphics.detect import Graphics
+from .graphics.pictures import Pictures
 from .screens.dashboard import Dashboard
 from .screens.help import HelpScreen
 from .thumbcache import ThumbCache
@@ -63,9 +65,11 @@ class ReelfaceApp(App):
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, graphics: Graphics | None = None) -> None:
         super().__init__()
         self.workspace = workspace
+        # Half blocks unless told otherwise: tui/cli.py asks the terminal before the app starts.
+        self.pictures = Pictures(graphics)
         # The UI thread's connection serves only the review's keep and discard. Workers share a
         # second one, one worker at a time (worker_conn): statements from two threads on one
         # connection would land inside each other's transactions.
@@ -181,7 +185,25 @@ class ReelfaceApp(App):
         with self._worker_lock:
             yield self._worker_conn
 
+    def _display(self, screen: Screen, renderable) -> None:
+        """Draw the frame, then the sixels and kitty images it placed (they cannot be cells).
+
+        Textual has no public hook after a frame is written; this method is where every frame
+        passes (bench/tui.py times frames here too)."""
+        super()._display(screen, renderable)
+        if renderable is None:
+            return
+        spans = getattr(renderable, "spans", None)  # a partial update (ChopsUpdate): its lines
+        escapes = self.pictures.flush(spans)
+        if escapes and not self.is_headless and self._driver is not None:
+            self._driver.write(escapes)
+            self._driver.flush()
+
     def on_unmount(self) -> None:
+        if self.pictures.protocol == "kitty" and self._driver is not None and not self.is_headless:
+            # Free the terminal's copies of our pictures; the driver may be closed already.
+            with suppress(OSError, ValueError, RuntimeError):
+                self._driver.write(self.pictures.close())
         self.conn.close()
         with self._worker_lock:  # a worker still reading finishes first
             self._worker_conn.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reelface import config as config_mod
 from reelface.evaluation.evaluate import EvalError, GeneratorSwapper, NoSwap, Report, evaluate
+from reelface.progress import Counter, Progress
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class EvalOptions:
 
 
 def run_eval(
-    options: EvalOptions, progress: Callable[[str, int, int], None] | None = None
+    options: EvalOptions, progress: Progress | None = None
 ) -> tuple[Report, dict[str, Path]]:
     """Load everything, evaluate, write the report files; raises ModelError / EvalError.
 
@@ -47,13 +47,8 @@ def run_eval(
     # faces, one step per swapper, and the report files.
     swapping = 1 + bool(options.reference) + options.baseline
     total = 3 + bool(options.id_net) + bool(options.reference) + 1 + swapping + 1
-    done = 0
-
-    def step(what: str) -> None:
-        nonlocal done
-        if progress:
-            progress(what, done, total)
-        done += 1
+    steps = Counter(total, progress)
+    step = steps.step
 
     step(f"loading {Path(options.arcface).name}")
     judge = identity.load_identity(options.arcface, options.trust_pickle, options.device)
@@ -95,8 +90,7 @@ def run_eval(
     report.info.update(extra)
     step("writing the report and grid")
     paths = eval_report.write(report, options.out)
-    if progress:
-        progress("evaluated", done, total)
+    steps.end("evaluated")
     return report, paths
 
 

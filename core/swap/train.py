@@ -9,6 +9,7 @@ is what torchrun starts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -240,6 +241,10 @@ def main(argv: list[str]) -> int:
         if dist.world > 1:
             import torch.distributed as tdist
 
+            # Every rank reaches the end before any tears gloo down: a rank that leaves while
+            # another still sends aborts it ("terminate called without an active exception").
+            with contextlib.suppress(RuntimeError):
+                tdist.barrier()
             tdist.destroy_process_group()
     return 0
 

@@ -81,6 +81,10 @@ class Snapshot:
     message: str | None  # what the change read with it did; None: there was no change
 
 
+FILM_COLUMNS = ("film", "kind", "state", "progress", "faces", "passed", "error")
+JOB_COLUMNS = ("job", "kind", "what", "state", "progress", "attempts", "error")
+
+
 class Dashboard(BackgroundScreen):
     BINDINGS = [
         Binding("i", "app.identities", "Identities", id="dashboard.identities"),
@@ -102,12 +106,8 @@ class Dashboard(BackgroundScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#films", DataTable).add_columns(
-            "film", "kind", "state", "progress", "faces", "passed", "error"
-        )
-        self.query_one("#jobs", DataTable).add_columns(
-            "job", "kind", "what", "state", "progress", "attempts", "error"
-        )
+        self.query_one("#films", DataTable).add_columns(*FILM_COLUMNS)
+        self.query_one("#jobs", DataTable).add_columns(*JOB_COLUMNS)
         self.loaded = False
         self.message = ""
         self.daemon = "…"
@@ -137,39 +137,22 @@ class Dashboard(BackgroundScreen):
         self.background(read, self.show, group="dashboard")
 
     def show(self, snapshot: Snapshot) -> None:
-        films = self.query_one("#films", DataTable)
-        row = films.cursor_row
-        films.clear()
+        film_rows = []
         for film in snapshot.films:
             total = film["frames_total"] or 0
             done = film["last_frame"] + 1
             share = 1.0 if film["state"] == "done" else (done / total if total else 0.0)
-            films.add_row(
-                film["slug"],
-                film["kind"],
-                film["state"],
-                _bar(share),
-                str(film["faces"]),
-                str(film["faces_passed"]),
-                film["error"] or "",
-                key=str(film["id"]),
-            )
-        films.move_cursor(row=row)
-        table = self.query_one("#jobs", DataTable)
-        row = table.cursor_row
-        table.clear()
-        for job in snapshot.jobs:
-            table.add_row(
-                str(job.id),
-                job.kind,
-                job.label(),
-                job.state,
-                _bar(job.progress),
-                str(job.attempts),
-                job.error or "",
-                key=str(job.id),
-            )
-        table.move_cursor(row=row)
+            film_rows.append((str(film["id"]), (
+                film["slug"], film["kind"], film["state"], _bar(share), str(film["faces"]),
+                str(film["faces_passed"]), film["error"] or "",
+            )))  # fmt: skip
+        job_rows = [
+            (str(job.id), (str(job.id), job.kind, job.label(), job.state, _bar(job.progress),
+                           str(job.attempts), job.error or ""))
+            for job in snapshot.jobs
+        ]  # fmt: skip
+        _fill(self.query_one("#films", DataTable), FILM_COLUMNS, film_rows)
+        _fill(self.query_one("#jobs", DataTable), JOB_COLUMNS, job_rows)
         self.loaded = True
         self.daemon = snapshot.daemon
         if snapshot.message is not None:
@@ -251,6 +234,25 @@ class Dashboard(BackgroundScreen):
                 )
 
         self.app.push_screen(LaunchForm(kind, FORMS[kind]), done)
+
+
+def _fill(table: DataTable, headers: tuple[str, ...], rows: list[tuple[str, tuple]]) -> None:
+    """Rows (key, cells) into `table`, cursor kept, each column as wide as its widest cell.
+
+    The widths are set here, not left to the table: a filled table sizes its own columns only
+    on a later idle pass, which a busy screen may not reach before it is drawn. Untouched when
+    nothing changed (the 2 s refresh would redraw it every time)."""
+    if getattr(table, "shown_rows", None) == rows:
+        return
+    table.shown_rows = rows
+    row = table.cursor_row
+    table.clear(columns=True)
+    for i, header in enumerate(headers):
+        width = max([len(header), *(len(cells[i]) for _, cells in rows)])
+        table.add_column(header, width=width)
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    table.move_cursor(row=row)
 
 
 def _bar(share: float, width: int = 12) -> str:

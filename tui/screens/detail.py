@@ -46,14 +46,27 @@ def source_frame(film_path: str, pts: float | None, source: str | None) -> np.nd
 
 
 class FaceDetail(BackgroundScreen):
-    """Escape goes back to the grid; the pictures load in a worker, the crop first."""
+    """Escape goes back to the grid; the pictures load in a worker, the crop first.
 
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="detail.back")]
+    `z` zooms the delivered crop to one image pixel per screen pixel, so blur is judged at the
+    size exported; the arrows (or hjkl) pan it by half a window."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+        Binding("z", "zoom", "Zoom 1:1", id="detail.zoom"),
+        Binding("left,h", "pan(-1, 0)", "←", show=False, id="detail.left"),
+        Binding("right,l", "pan(1, 0)", "→", show=False, id="detail.right"),
+        Binding("up,k", "pan(0, -1)", "↑", show=False, id="detail.up"),
+        Binding("down,j", "pan(0, 1)", "↓", show=False, id="detail.down"),
+    ]
 
     def __init__(self, face: FaceItem) -> None:
         super().__init__()
         self.face = face
         self.frame_note = "source frame: loading…"
+        self.crop: np.ndarray | None = None  # the delivered crop, full size
+        self.zoomed = False
+        self.origin = (0, 0)  # zoomed: the crop pixel at the window's top left
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -72,7 +85,57 @@ class FaceDetail(BackgroundScreen):
             "measures: "
             + "  ".join(f"{key} {value:.3g}" for key, value in sorted(face.measures.items())),
         ]
+        if self.zoomed:
+            lines.append(self.zoom_note())
         return "\n".join([*lines, self.frame_note] if self.frame_note else lines)
+
+    def zoom_note(self) -> str:
+        if not self.app.pictures.graphics.pixels:
+            return "zoom: the largest view (1:1 needs kitty or sixel graphics, see README)"
+        if self.crop is None:
+            return "zoom 1:1: loading the crop…"
+        width, height = self.app.pictures.box(*self._crop_cells())
+        x, y = self.origin
+        full_h, full_w = self.crop.shape[:2]
+        return (f"zoom 1:1: pixels {x}–{min(x + width, full_w)} × {y}–{min(y + height, full_h)} "
+                f"of {full_w}×{full_h} (arrows or hjkl pan, z back)")  # fmt: skip
+
+    def _crop_cells(self) -> tuple[int, int]:
+        size = self.query_one("#crop", FaceImage).size
+        return size.width, size.height
+
+    def draw_crop(self) -> None:
+        """The crop fitted to its pane, or zoomed: the window of it at 1:1 from `origin`."""
+        if self.crop is None:
+            return
+        widget = self.query_one("#crop", FaceImage)
+        pictures = self.app.pictures
+        if not (self.zoomed and pictures.graphics.pixels):
+            widget.show(self.crop, f"detail:{self.face.crop_path}")
+        else:
+            width, height = pictures.box(*self._crop_cells())
+            full_h, full_w = self.crop.shape[:2]
+            x = min(max(0, self.origin[0]), max(0, full_w - width))
+            y = min(max(0, self.origin[1]), max(0, full_h - height))
+            self.origin = (x, y)
+            window = np.ascontiguousarray(self.crop[y : y + height, x : x + width])
+            widget.show(window, f"zoom:{self.face.crop_path}@{x},{y}", exact=True)
+        self.query_one("#metrics", Static).update(self.metrics())
+
+    def action_zoom(self) -> None:
+        self.zoomed = not self.zoomed
+        self.set_class(self.zoomed, "zoom")
+        self.call_after_refresh(self.draw_crop)  # once the crop's pane has its new size
+
+    def action_pan(self, dx: int, dy: int) -> None:
+        if not self.zoomed or self.crop is None:
+            return
+        width, height = self.app.pictures.box(*self._crop_cells())
+        self.origin = (self.origin[0] + dx * width // 2, self.origin[1] + dy * height // 2)
+        self.draw_crop()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.draw_crop)
 
     def on_mount(self) -> None:
         self.load()
@@ -97,10 +160,11 @@ class FaceDetail(BackgroundScreen):
         self.on_ui(self._show_frame, frame)
 
     def _show_crop(self, pixels: np.ndarray) -> None:
-        self.query_one("#crop", FaceImage).pixels = pixels
+        self.crop = pixels
+        self.draw_crop()
 
     def _show_frame(self, frame: np.ndarray | None) -> None:
         self.frame_note = "" if frame is not None else "source frame: cannot be read"
         self.query_one("#metrics", Static).update(self.metrics())
         if frame is not None:
-            self.query_one("#frame", FaceImage).pixels = frame
+            self.query_one("#frame", FaceImage).show(frame, f"frame:{self.face.id}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,10 @@ from reelface.identity import decisions
 
 from ..background import BackgroundScreen
 from ..model import FaceItem, Review
-from ..widgets.face_grid import FaceGrid
+from ..widgets.face_grid import IMAGE_HEIGHT, IMAGE_WIDTH, FaceGrid
 from .pickers import NEW, Confirm, IdentityPicker, other_identities
+
+TILE_IMAGE = (IMAGE_WIDTH, IMAGE_HEIGHT)
 
 
 class ReviewScreen(BackgroundScreen):
@@ -59,6 +62,8 @@ class ReviewScreen(BackgroundScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        hint = self.app.pictures.graphics.hint
+        yield Static(hint, id="hint", classes="" if hint else "hidden")
         yield FaceGrid(self._pixels, id="grid")
         yield Footer()
 
@@ -106,10 +111,15 @@ class ReviewScreen(BackgroundScreen):
         page = review.visible[self.first : self.first + size]
         self.grid.show(page, review.cursor - self.first, review.selected)
         self.update_status()
-        missing = [f.crop_path for f in page if self.app.thumbs.cached(f.crop_path) is None]
+        pictures, thumbs = self.app.pictures, self.app.thumbs
+        missing = [
+            f.crop_path
+            for f in page
+            if thumbs.cached(f.crop_path) is None or not pictures.ready(f.crop_path, *TILE_IMAGE)
+        ]
         upcoming = [f.crop_path for f in review.visible[self.first + size : self.first + 2 * size]]
         if missing or upcoming:
-            self.load_thumbs(missing, upcoming)
+            self.load_thumbs(missing, upcoming, self.columns)
 
     def update_status(self) -> None:
         review = self.review
@@ -126,17 +136,31 @@ class ReviewScreen(BackgroundScreen):
             f"[b]identity {review.identity}[/] {where} │ kept {counts['keep']} "
             f"discarded {counts['discard']} unreviewed {counts[None]} │ sort {review.sort} "
             f"│ filter {review.filter or 'all'}{detail}"
-            + (f" │ [yellow]{self.message}[/]" if self.message else "")
+            + (f" │ [yellow]{self.message}[/]" if self.message else ""),
+            layout=False,  # one fixed line: a layout pass would redraw (and resend) every picture
         )
 
     @work(thread=True, exclusive=True, group="thumbs")
-    def load_thumbs(self, needed: list[str], upcoming: list[str]) -> None:
-        for path in needed:
-            self.app.thumbs.load(path)
-        if needed:
-            self.on_ui(lambda: self.grid.refresh())  # the grid is looked up on the UI thread
+    def load_thumbs(self, needed: list[str], upcoming: list[str], columns: int = 8) -> None:
+        """Read the thumbnails and encode them for the terminal (sixel, PNG), off the UI thread."""
+        # Two threads: reading a JPEG and most of a sixel's encoding let go of the GIL. The grid
+        # is redrawn per row of tiles, so the first faces show while the rest are encoded.
+        row = max(1, columns)
+        with ThreadPoolExecutor(2) as pool:
+            for start in range(0, len(needed), row):
+                chunk = needed[start : start + row]
+                list(pool.map(self._load, chunk))
+                self.on_ui(self._redraw, chunk)  # the grid is looked up on the UI thread
         for path in upcoming:
-            self.app.thumbs.load(path)
+            self._load(path)
+
+    def _redraw(self, paths: list[str]) -> None:
+        self.grid.redraw(set(paths))
+
+    def _load(self, path: str) -> None:
+        pixels = self.app.thumbs.load(path)
+        if pixels is not None:
+            self.app.pictures.prepare(path, pixels, *TILE_IMAGE)
 
     # -- actions ---------------------------------------------------------------------------------
 
