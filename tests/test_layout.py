@@ -102,3 +102,20 @@ def test_readme_paths_exist() -> None:
     assert cited, "the README's layout section names the tree's folders"
     missing = sorted(p for p in cited if not (ROOT / p.rstrip("/")).exists())
     assert not missing, f"README cites paths that are not in the repository: {missing}"
+
+
+def test_every_package_folder_is_in_the_wheel() -> None:
+    """pyproject lists packages by name: a new folder left off is missing from every install
+    that is not editable (a wheel, a server's venv)."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {name for name, path in _modules().items() if path.name == "__init__.py"}
+    assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"
