@@ -29,25 +29,23 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
         row = catalogue.film_or_fail(conn, str(film), ws.root)
         film_id = int(row["id"])
         if row["superseded_by"]:  # a partial copy: its people are clustered in the full one
-            return {
-                "film_id": film_id, "run_id": None, "method": "none", "faces": 0,
-                "identities": [], "unsorted": 0, "stats": [], "links": [],
-                "note": f"{row['slug']} is superseded by film {row['superseded_by']}: not "
-                "clustered (its faces are that film's)",
-            }  # fmt: skip
+            return _no_one(film_id, f"{row['slug']} is superseded by film {row['superseded_by']}: "
+                           "not clustered (its faces are that film's)")  # fmt: skip
         try:
             return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))
         except identify.NoFaces:
             # A film whose faces were all too small is a finished film with no one in it, not a
             # failure: the queued cluster-after-extract job ends done, with 0 identities.
-            return {
-                "film_id": film_id, "run_id": None, "method": "none", "faces": 0,
-                "identities": [], "unsorted": 0, "stats": [], "links": [],
-                "note": f"{row['slug']}: no faces kept, so 0 identities "
-                "(`reelface films` shows how many were too small)",
-            }  # fmt: skip
+            return _no_one(film_id, f"{row['slug']}: no faces kept, so 0 identities "
+                           "(`reelface films` shows how many were too small)")  # fmt: skip
     finally:
         conn.close()
+
+
+def _no_one(film_id: int, note: str) -> dict[str, Any]:
+    """A clustering job's result for a film it leaves alone: done, 0 identities, and why."""
+    return {"film_id": film_id, "run_id": None, "method": "none", "faces": 0, "identities": [],
+            "unsorted": 0, "stats": [], "links": [], "note": note}  # fmt: skip
 
 
 def export(
