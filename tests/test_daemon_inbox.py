@@ -11,21 +11,26 @@ import pytest
 from reelface.daemon.inbox import Claimed, Inbox
 
 
-@pytest.fixture
-def inbox(tmp_path: Path):
+def make_inbox(root: Path, films: Path, log: str = "test-inbox") -> tuple[Inbox, list[Claimed]]:
+    """An inbox on real folders whose claims are collected in a list (5 s stable, 1 s settle)."""
     claimed: list[Claimed] = []
     box = Inbox(
-        root=tmp_path / "inbox",
-        films=tmp_path / "films",
+        root=root,
+        films=films,
         stable_seconds=5.0,
         close_settle_seconds=1.0,
         scan_seconds=0.0,
         on_claim=claimed.append,
         is_known=lambda digest: None,
-        log=logging.getLogger("test-inbox"),
+        log=logging.getLogger(log),
     )
-    box.root.mkdir()
+    box.root.mkdir(parents=True, exist_ok=True)
     return box, claimed
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> tuple[Inbox, list[Claimed]]:
+    return make_inbox(tmp_path / "inbox", tmp_path / "films")
 
 
 def test_a_growing_file_waits_until_stable(inbox, film: Path) -> None:

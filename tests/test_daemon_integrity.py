@@ -17,27 +17,12 @@ from reelface.cli import main
 from reelface.daemon import settings
 from reelface.daemon.inbox import Claimed, Inbox
 from reelface.daemon.service import Daemon
-
-
-def make_inbox(root: Path, films: Path) -> tuple[Inbox, list[Claimed]]:
-    claimed: list[Claimed] = []
-    box = Inbox(
-        root=root,
-        films=films,
-        stable_seconds=5.0,
-        close_settle_seconds=1.0,
-        scan_seconds=0.0,
-        on_claim=claimed.append,
-        is_known=lambda digest: None,
-        log=logging.getLogger("test-integrity"),
-    )
-    box.root.mkdir(parents=True, exist_ok=True)
-    return box, claimed
+from tests.test_daemon_inbox import make_inbox
 
 
 @pytest.fixture
 def inbox(tmp_path: Path) -> tuple[Inbox, list[Claimed]]:
-    return make_inbox(tmp_path / "inbox", tmp_path / "films")
+    return make_inbox(tmp_path / "inbox", tmp_path / "films", "test-integrity")
 
 
 def unlistable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
@@ -187,7 +172,7 @@ def test_status_names_an_unlistable_inbox_folder(ws, monkeypatch: pytest.MonkeyP
 
 
 def test_status_counts_what_is_in_inbox_failed(ws, film: Path) -> None:
-    box, _ = make_inbox(ws.root / "inbox", ws.films)
+    box, _ = make_inbox(ws.root / "inbox", ws.films, "test-integrity")
     for n in range(12):
         (box.root / f"bad {n}.mp4").write_text(f"not a film {n}\n" * 40)
     box.tick(now=0.0)
