@@ -1,4 +1,5 @@
-"""Reads and writes for rule passes that run over a film's committed faces (near-duplicates)."""
+"""Reads and writes for rule passes over a film's committed faces (near-duplicates, and the
+clustering verdict of identity/recognised.py)."""
 
 from __future__ import annotations
 
@@ -44,10 +45,25 @@ def film_step(conn: sqlite3.Connection, film_id: int) -> int | None:
 
 def set_reasons(conn: sqlite3.Connection, changes: list[tuple[int, list[str], bool]]) -> None:
     """New reasons and rule verdict for some faces, in one transaction (decisions untouched)."""
-    if not changes:
-        return
-    with transaction(conn):
-        conn.executemany(
-            "UPDATE faces SET reasons = ?, passed = ? WHERE id = ?",
-            [(json.dumps(reasons), int(passed), face) for face, reasons, passed in changes],
-        )
+    if changes:
+        with transaction(conn):
+            update_reasons(conn, changes)
+
+
+def update_reasons(conn: sqlite3.Connection, changes: list[tuple[int, list[str], bool]]) -> None:
+    """The same inside the caller's transaction."""
+    conn.executemany(
+        "UPDATE faces SET reasons = ?, passed = ? WHERE id = ?",
+        [(json.dumps(reasons), int(passed), face) for face, reasons, passed in changes],
+    )
+
+
+def reasons_of(conn: sqlite3.Connection, face_ids: list[int]) -> dict[int, list[str]]:
+    """The stored reasons of some faces, by id."""
+    out: dict[int, list[str]] = {}
+    for start in range(0, len(face_ids), 500):  # SQLite's bound-parameter limit
+        chunk = face_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"SELECT id, reasons FROM faces WHERE id IN ({marks})", chunk)
+        out.update((int(r[0]), json.loads(r[1])) for r in rows)
+    return out

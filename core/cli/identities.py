@@ -49,7 +49,8 @@ def cluster(
             if not films:
                 raise click.UsageError("name a film (id, slug or path) or use --all")
             ids = [int(catalogue.film_or_fail(conn, ref, ws.root)["id"]) for ref in films]
-        results = [identify.cluster_film(conn, i, ws.config().cluster, k, force) for i in ids]
+        cfg = ws.config()  # the rules too: clustering refreshes the 'not recognised' flag
+        results = [identify.cluster_film(conn, i, cfg.cluster, k, force, cfg.rules) for i in ids]
     finally:
         conn.close()
     if as_json:

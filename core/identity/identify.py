@@ -14,7 +14,8 @@ from reelface import catalogue
 from reelface.catalogue import transaction
 from reelface.config import ClusterConfig
 from reelface.errors import ReelfaceError
-from reelface.identity import cluster, decisions, tracking
+from reelface.identity import cluster, decisions, recognised, tracking
+from reelface.pipeline.quality import Thresholds
 
 
 class ClusterError(ReelfaceError, ValueError):
@@ -74,8 +75,12 @@ def cluster_film(
     cfg: ClusterConfig,
     k: int | None = None,
     force: bool = False,
+    rules: Thresholds | None = None,
 ) -> RunResult:
-    """Cluster one film's faces, record the run and suggest links to other films' identities."""
+    """Cluster one film's faces, record the run and suggest links to other films' identities.
+
+    Each face's "not recognised by its identity" verdict is rewritten under `rules` (default:
+    the defaults), so re-clustering refreshes it (identity/recognised.py)."""
     film = catalogue.film_or_fail(conn, str(film_id))
     if imported(conn, film_id) and not force:
         raise ClusterError(
@@ -117,6 +122,7 @@ def cluster_film(
             ],
         )
         links = suggest_links(conn, params.merge_threshold * 1.5, only=set(identities))
+        recognised.refresh(conn, ids, x, labels, rules or Thresholds(), params.threshold)
     return RunResult(
         film_id,
         int(run),

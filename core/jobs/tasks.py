@@ -32,7 +32,8 @@ def cluster(ws: Workspace, film: str, k: int | None = None) -> dict[str, Any]:
             return _no_one(film_id, f"{row['slug']} is superseded by film {row['superseded_by']}: "
                            "not clustered (its faces are that film's)")  # fmt: skip
         try:
-            return asdict(identify.cluster_film(conn, film_id, ws.config().cluster, k))
+            cfg = ws.config()  # the rules too: clustering refreshes the 'not recognised' flag
+            return asdict(identify.cluster_film(conn, film_id, cfg.cluster, k, rules=cfg.rules))
         except identify.NoFaces:
             # A film whose faces were all too small is a finished film with no one in it, not a
             # failure: the queued cluster-after-extract job ends done, with 0 identities.

@@ -12,6 +12,7 @@ from reelface.models.base import AlignTemplate
 from reelface.pipeline import align
 from reelface.pipeline import landmarks as lm
 from reelface.pipeline import sharpness as sharp
+from reelface.pipeline import visibility as vis
 
 # The preview and embedding crop; the old Laplacian measure (kept as `laplacian`) is taken on it.
 ANALYSIS = align.FFHQ.scaled(256)
@@ -66,6 +67,14 @@ class Thresholds:
     # Near-duplicates in one track: grey-thumbnail correlation at or above this (and the same
     # person by the embedder) → all but the best face get "duplicate"; 0 turns it off.
     duplicate: float = 0.97
+    # Visibility of the least visible feature (eyes, nose, mouth; visibility.py: ≈ 1 visible)
+    # below this → occluded. Good faces of bench/quality.py ≥ 0.40, covered features mostly
+    # 0.04–0.15 (hands, towels, helmets, dark glasses).
+    occluded: float = 0.36
+    # At clustering (identity/recognised.py): a face further from its identity's centroid than
+    # this share of the embedder's same-person distance, and an outlier of its identity, →
+    # occluded (its own identity does not recognise it); re-clustering refreshes it. 0 = off.
+    unrecognised: float = 0.6
 
     @property
     def max_upscale(self) -> float:
@@ -96,6 +105,19 @@ class Measures:
     eye_span: float = 1.0
     face_cut: float = 0.0  # share of the inner face outside the frame
     shape_residual: float = 0.0  # distance from the mean face at this yaw (landmarks.py)
+    # Each feature's visibility (visibility.py); rows from before the occlusion rule: visible.
+    left_eye: float = 1.0
+    right_eye: float = 1.0
+    nose: float = 1.0
+    mouth: float = 1.0
+
+    @property
+    def hidden(self) -> tuple[float, str]:
+        """The least visible feature: its visibility and name."""
+        named = {"left eye": self.left_eye, "right eye": self.right_eye}
+        named |= {"nose": self.nose, "mouth": self.mouth}
+        name = min(named, key=named.__getitem__)
+        return named[name], name
 
     @property
     def shape(self) -> lm.Shape:
@@ -109,7 +131,8 @@ class Measures:
 
 # Reasons that suggest discarding; "profile" is recorded but acceptable under the lab's rules.
 # "landmarks": the five points cannot be a face (mirrored, collapsed), so the crop and every
-# geometric measure from them is meaningless; "duplicate": a better crop of the same moment.
+# geometric measure from them is meaningless; "duplicate": a better crop of the same moment;
+# "occluded": a feature covered (hand, towel, helmet) or a face its identity does not recognise.
 DISCARD_REASONS = (
     "blurry",
     "tilted",
@@ -118,6 +141,7 @@ DISCARD_REASONS = (
     "misaligned",
     "landmarks",
     "duplicate",
+    "occluded",
 )
 ALL_REASONS = (*DISCARD_REASONS, "profile")
 
@@ -231,6 +255,7 @@ def measure(
     if crop is None:
         crop, upscale = analysis_grey, upscale * ANALYSIS.size / size
     shape = lm.shape(landmarks)
+    seen = vis.features(analysis_grey, ANALYSIS)
     return Measures(
         score=float(score),
         upscale=align.scale_of(matrix),
@@ -250,6 +275,10 @@ def measure(
         eye_span=shape.eye_span,
         face_cut=face_cut(matrix, size, frame_shape),
         shape_residual=lm.shape_residual(landmarks, yaw_degrees(landmarks)),
+        left_eye=seen["left eye"],
+        right_eye=seen["right eye"],
+        nose=seen["nose"],
+        mouth=seen["mouth"],
     )
 
 
@@ -277,8 +306,12 @@ def reasons(m: Measures, t: Thresholds) -> list[str]:
         out.append(f"incomplete: {m.padding:.0%} of the crop is padding")
     elif m.score < t.score:
         out.append(f"incomplete: detector score {m.score:.2f} < {t.score:g} (occluded?)")
-    if not faults:
-        out += _misaligned(m, t)
+    misaligned = [] if faults else _misaligned(m, t)
+    seen, feature = m.hidden
+    # Points off the face put the feature boxes off the features too: no occlusion verdict.
+    if not faults and not misaligned and seen < t.occluded:
+        out.append(f"occluded: the {feature} is hidden (visibility {seen:.2f} < {t.occluded:g})")
+    out += misaligned
     if not faults and abs(m.yaw) > t.profile:
         out.append(f"profile: yaw about {m.yaw:+.0f}°")
     return out
