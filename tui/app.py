@@ -85,6 +85,7 @@ class ReelfaceApp(App):
         self._held: list[tuple[int, events.Key]] = []
         self._held_for: Screen | None = None
         self._woken: weakref.WeakSet[Screen] = weakref.WeakSet()
+        self.keystrokes = 0  # every key typed since the app started (the review shows it)
 
     def on_mount(self) -> None:
         self.push_screen(Dashboard())
@@ -112,6 +113,7 @@ class ReelfaceApp(App):
             event = again
         elif event not in self._order:
             self._order[event] = next(self._count)
+            self.keystrokes += 1
         if self._held and self._held_for is not screen:
             self._drop_held()
         if self._held or not takes_keys(screen):

@@ -7,6 +7,7 @@ call some of them on the UI thread (keep, discard) and the rest from a worker (s
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ SORTS = ("outliers", "quality", "time")
 # Filters offered in the review grid: every rule's reason, plus "duplicate" when the catalogue
 # has near-duplicate flags, plus "unreviewed".
 FILTERS = (None, *quality.ALL_REASONS, "unreviewed")
+# The reason duplicates.py writes: the film position of the face the group keeps.
+DUPLICATE_OF = re.compile(r"duplicate: of frame (\d+)(?: slot (\d+))?")
 
 
 @dataclass
@@ -26,6 +29,7 @@ class FaceItem:
     id: int
     film: str
     frame: int
+    slot: int
     pts: float | None
     source: str | None
     crop_path: str
@@ -38,6 +42,20 @@ class FaceItem:
     @property
     def keys(self) -> list[str]:
         return quality.reason_keys(self.reasons)
+
+    @property
+    def flagged(self) -> bool:
+        """A rule says discard (a profile alone does not)."""
+        return not quality.passes(self.reasons)
+
+    @property
+    def duplicate_of(self) -> tuple[str, int, int] | None:
+        """(film, frame, slot) of the face whose group this face folds into, if any."""
+        for reason in self.reasons:
+            match = DUPLICATE_OF.fullmatch(reason)
+            if match:
+                return self.film, int(match[1]), int(match[2] or 0)
+        return None
 
     @property
     def timecode(self) -> str:
@@ -56,8 +74,9 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
     by_id = {v.face_id: v for v in views}
     marks = ",".join("?" * len(by_id))
     rows = conn.execute(
-        f"""SELECT x.id, f.slug, x.frame, x.pts, x.source, x.crop_path, x.measures, x.reasons,
-            x.passed FROM faces x JOIN films f ON f.id = x.film_id WHERE x.id IN ({marks})""",
+        f"""SELECT x.id, f.slug, x.frame, x.slot, x.pts, x.source, x.crop_path, x.measures,
+            x.reasons, x.passed FROM faces x JOIN films f ON f.id = x.film_id
+            WHERE x.id IN ({marks})""",
         list(by_id),
     ).fetchall()
     return [
@@ -65,12 +84,13 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
             id=r[0],
             film=r[1],
             frame=r[2],
-            pts=r[3],
-            source=r[4],
-            crop_path=r[5],
-            measures=json.loads(r[6]),
-            reasons=json.loads(r[7]),
-            passed=bool(r[8]),
+            slot=r[3],
+            pts=r[4],
+            source=r[5],
+            crop_path=r[6],
+            measures=json.loads(r[7]),
+            reasons=json.loads(r[8]),
+            passed=bool(r[9]),
             verdict=by_id[r[0]].verdict,
             outlier=by_id[r[0]].outlier,
         )
@@ -80,7 +100,9 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
 
 @dataclass
 class Review:
-    """One identity under review: the visible faces, the cursor, the selection, the decisions."""
+    """One identity under review: the visible faces, the cursor, the selection, the decisions.
+
+    Near-duplicates fold into the face their group keeps (`fold`); a group can be expanded."""
 
     identity: int
     sort: str = "outliers"
@@ -89,6 +111,9 @@ class Review:
     selected: set[int] = field(default_factory=set)
     faces: list[FaceItem] = field(default_factory=list)
     visible: list[FaceItem] = field(default_factory=list)
+    fold: bool = True
+    expanded: set[int] = field(default_factory=set)  # group leaders shown with their duplicates
+    members: dict[int, list[FaceItem]] = field(default_factory=dict)  # leader id → duplicates
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, identity: int) -> Review:
@@ -101,6 +126,13 @@ class Review:
         """Read the identity's faces again (after undo, merge, reassign…)."""
         self.faces = load_faces(conn, self.identity)
         self.selected &= {f.id for f in self.faces}
+        at = {(f.film, f.frame, f.slot): f.id for f in self.faces}
+        self.members = {}
+        for face in self.faces:
+            leader = at.get(face.duplicate_of)  # None: the group's best face is elsewhere
+            if leader is not None and leader != face.id:
+                self.members.setdefault(leader, []).append(face)
+        self.expanded &= set(self.members)
         self.arrange()
 
     def arrange(self) -> None:
@@ -113,10 +145,62 @@ class Review:
             shown.sort(key=lambda f: (-f.measures.get("sharpness", 0.0), f.id))
         else:
             shown.sort(key=lambda f: (f.film, f.frame, f.id))
-        self.visible = shown
-        ids = [f.id for f in shown]
+        self.visible = self._folded(shown)
+        ids = [f.id for f in self.visible]
         self.cursor = ids.index(current) if current in ids else min(self.cursor, len(ids) - 1)
         self.cursor = max(self.cursor, 0)
+
+    @property
+    def _folding(self) -> bool:
+        # A reason's filter shows every face it matches, so what `X` discards is what is shown.
+        return self.fold and self.filter in (None, "unreviewed")
+
+    def _folded(self, shown: list[FaceItem]) -> list[FaceItem]:
+        """Duplicates behind their shown leader; an expanded group's right after it."""
+        if not self._folding:
+            return shown
+        ids = {f.id for f in shown}
+        hidden = {m.id for lead, group in self.members.items() if lead in ids for m in group}
+        out = []
+        for face in shown:
+            if face.id in hidden:
+                continue
+            out.append(face)
+            if face.id in self.expanded:
+                out.extend(m for m in self.members[face.id] if m.id in ids)
+        return out
+
+    def folded_under(self, face: FaceItem) -> int:
+        """How many duplicates fold into this face (0 when it leads no group or is expanded)."""
+        if not self._folding or face.id in self.expanded:
+            return 0
+        return len(self.members.get(face.id, ()))
+
+    def leader(self, face: FaceItem) -> int:
+        """The id of the face a group is shown under: its leader, or the face itself."""
+        for lead, group in self.members.items():
+            if any(m.id == face.id for m in group):
+                return lead
+        return face.id
+
+    def toggle_group(self) -> int:
+        """Expand or fold the group under the cursor; the number of faces it holds besides."""
+        face = self.current
+        if face is None:
+            return 0
+        lead = self.leader(face)
+        if lead not in self.members:
+            return 0
+        self.expanded ^= {lead}
+        self.arrange()
+        if lead not in self.expanded:  # the cursor stays on the group's face
+            self.cursor = [f.id for f in self.visible].index(lead)
+        return len(self.members[lead])
+
+    def toggle_fold(self) -> bool:
+        self.fold = not self.fold
+        self.arrange()
+        return self.fold
 
     def _passes_filter(self, face: FaceItem) -> bool:
         if self.filter is None:
@@ -194,16 +278,41 @@ class Review:
         self.identity = decisions.state(conn).resolve(identity) or identity
         self.reload(conn)
 
-    def flagged(self, reason: str) -> list[int]:
-        """Faces of this identity flagged for `reason` and not yet discarded."""
-        return [f.id for f in self.faces if reason in f.keys and f.verdict != "discard"]
+    def flagged(self, reason: str | None = None) -> list[int]:
+        """Unreviewed faces of this identity flagged for `reason` (None: for any reason).
 
-    def discard_flagged(self, conn: sqlite3.Connection, reason: str) -> int:
+        Faces a person decided are left alone: bulk keys act only on the suggestions."""
+        return [
+            f.id
+            for f in self.faces
+            if f.verdict is None and (reason in f.keys if reason else f.flagged)
+        ]
+
+    def discard_flagged(self, conn: sqlite3.Connection, reason: str | None = None) -> int:
         faces = self.flagged(reason)
         if faces:
-            decisions.discard(conn, faces)
+            decisions.discard(conn, faces, payload={"bulk": f"flagged {reason or 'any'}"})
             self.reload(conn)
         return len(faces)
+
+    def unflagged(self, faces: list[FaceItem] | None = None) -> list[int]:
+        """Unreviewed faces that pass every rule, among `faces` (None: the whole identity)."""
+        pool = self.faces if faces is None else faces
+        return [f.id for f in pool if f.verdict is None and not f.flagged]
+
+    def keep_unflagged(self, conn: sqlite3.Connection, faces: list[FaceItem] | None = None) -> int:
+        """Keep every unreviewed face that passes every rule (one decision, one undo)."""
+        ids = self.unflagged(faces)
+        if not ids:
+            return 0
+        decisions.keep(conn, ids, payload={"bulk": "unflagged"})
+        chosen = set(ids)
+        for face in self.faces:
+            if face.id in chosen:
+                face.verdict = "keep"
+        if self.filter == "unreviewed":
+            self.arrange()
+        return len(ids)
 
     def undo(self, conn: sqlite3.Connection) -> decisions.Decision:
         done = decisions.undo(conn)

@@ -52,6 +52,11 @@ class Shot:
     end: Pose  # poses are interpolated linearly across the shot (pan, zoom, rotate)
     blur: float = 0.0  # Gaussian sigma in frame pixels applied to the whole frame
     label: str = "clean"  # free text carried into the truth, e.g. "blur", "tilt", "edge"
+    # A side light over the followed face: brightness ×(1 ± light) across it, from the direction
+    # (degrees, 0 = from the image's right) at the start to the one at the end. Unlike a pan or
+    # a zoom, it changes what the aligned crop shows, as light changes faces in a film.
+    light: float = 0.0
+    light_from: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +102,8 @@ def _validate_shot(shot: Shot) -> None:
     for pose in (shot.start, shot.end):
         if not pose.eye_distance > 0 or not all(map(math.isfinite, (*pose.centre, pose.roll))):
             raise ValueError(f"invalid pose {pose}")
+    if not 0 <= shot.light < 1:
+        raise ValueError(f"light must be in [0, 1), got {shot.light}")
     if not shot.blur >= 0:
         raise ValueError(f"blur must be >= 0, got {shot.blur}")
 
@@ -169,9 +176,27 @@ def render_frame(shot: Shot, t: float, size: tuple[int, int]) -> tuple[np.ndarra
     pose = _pose_at(shot, min(max(float(t), 0.0), 1.0))
     matrix = _similarity(np.asarray(shot.landmarks)[shot.face], pose)
     frame = _warp(_as_rgb(np.asarray(shot.photo)), matrix, (width, height))
+    if shot.light > 0:
+        frame = _lit(frame, pose, shot.light, _lerp(*shot.light_from, t))
     if shot.blur > 0:
         frame = cv2.GaussianBlur(frame, (0, 0), sigmaX=shot.blur, sigmaY=shot.blur)
     return frame, matrix
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * min(max(float(t), 0.0), 1.0)
+
+
+def _lit(frame: np.ndarray, pose: Pose, strength: float, degrees: float) -> np.ndarray:
+    """The frame under a side light: a brightness ramp across the face, flat beyond it."""
+    height, width = frame.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    a = math.radians(degrees)
+    along = ((xx - pose.centre[0]) * math.cos(a) + (yy - pose.centre[1]) * math.sin(a)) / (
+        2.0 * pose.eye_distance
+    )
+    gain = 1.0 + strength * np.clip(along, -1.0, 1.0)
+    return np.clip(frame * gain[..., None], 0, 255).astype(np.uint8)
 
 
 def _map_faces(landmarks: np.ndarray, matrix: np.ndarray) -> tuple[FaceTruth, ...]:
@@ -205,6 +230,8 @@ def _shot_dict(shot: Shot) -> dict[str, Any]:
         "start": pose(shot.start),
         "end": pose(shot.end),
         "blur": shot.blur,
+        "light": shot.light,
+        "light_from": list(shot.light_from),
     }
 
 

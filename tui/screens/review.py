@@ -48,7 +48,11 @@ class ReviewScreen(BackgroundScreen):
         Binding("U,ctrl+r", "redo", "Redo", id="review.redo"),
         Binding("f", "filter", "Filter", id="review.filter"),
         Binding("o", "sort", "Sort", id="review.sort"),
+        Binding("K", "keep_page", "Keep unflagged (page)", id="review.keep_page"),
+        Binding("ctrl+k", "keep_identity", "Keep unflagged (all)", id="review.keep_identity"),
         Binding("X", "discard_flagged", "Discard flagged", id="review.discard_flagged"),
+        Binding("g", "group", "Group", id="review.group"),
+        Binding("G", "fold", "Fold duplicates", show=False, id="review.fold"),
         Binding("enter", "detail", "Detail", id="review.detail"),
         Binding("escape", "app.pop_screen", "Back", id="review.back"),
     ]
@@ -108,8 +112,9 @@ class ReviewScreen(BackgroundScreen):
             return
         size = self.page_size
         self.first = (review.cursor // size) * size
-        page = review.visible[self.first : self.first + size]
-        self.grid.show(page, review.cursor - self.first, review.selected)
+        page = self.page
+        folded = {f.id: n for f in page if (n := review.folded_under(f))}
+        self.grid.show(page, review.cursor - self.first, review.selected, folded)
         self.update_status()
         pictures, thumbs = self.app.pictures, self.app.thumbs
         missing = [
@@ -120,6 +125,10 @@ class ReviewScreen(BackgroundScreen):
         upcoming = [f.crop_path for f in review.visible[self.first + size : self.first + 2 * size]]
         if missing or upcoming:
             self.load_thumbs(missing, upcoming, self.columns)
+
+    @property
+    def page(self) -> list[FaceItem]:
+        return self.review.visible[self.first : self.first + self.page_size]
 
     def update_status(self) -> None:
         review = self.review
@@ -133,9 +142,10 @@ class ReviewScreen(BackgroundScreen):
             reasons = "; ".join(face.reasons) or "passes every rule"
             detail = f" │ {face.film} {face.timecode} │ {reasons}"
         self.query_one("#status", Static).update(
-            f"[b]identity {review.identity}[/] {where} │ kept {counts['keep']} "
-            f"discarded {counts['discard']} unreviewed {counts[None]} │ sort {review.sort} "
-            f"│ filter {review.filter or 'all'}{detail}"
+            # The tiles' marks: ✔ kept, ✘ discarded, · unreviewed.
+            f"[b]identity {review.identity}[/] {where} │ ✔{counts['keep']} "
+            f"✘{counts['discard']} ·{counts[None]} │ sort {review.sort} "
+            f"│ filter {review.filter or 'all'} │ {self.app.keystrokes} keys{detail}"
             + (f" │ [yellow]{self.message}[/]" if self.message else ""),
             layout=False,  # one fixed line: a layout pass would redraw (and resend) every picture
         )
@@ -257,29 +267,51 @@ class ReviewScreen(BackgroundScreen):
     def action_sort(self) -> None:
         self._after(f"sorted by {self.review.cycle_sort()}")
 
+    def _keep_unflagged(self, faces: list[FaceItem] | None, where: str) -> None:
+        count = self.review.keep_unflagged(self.app.conn, faces)
+        self._after(f"kept {count} unflagged face(s) {where}" if count else f"none left {where}")
+
+    def action_keep_page(self) -> None:
+        self._keep_unflagged(self.page, "on this page")
+
+    def action_keep_identity(self) -> None:
+        self._keep_unflagged(None, f"in identity {self.review.identity}")
+
     def action_discard_flagged(self) -> None:
+        """Discard the unreviewed faces flagged for the filter's reason (no filter: any reason)."""
         review = self.review
-        reason = review.filter
-        if reason in (None, "unreviewed"):
-            self.message = "choose a reason with f first"
-            self.update_status()
-            return
+        reason = None if review.filter == "unreviewed" else review.filter
+        named = f"flagged {reason}" if reason else "flagged"
         count = len(review.flagged(reason))
         if not count:
-            self.message = f"nothing flagged {reason} to discard"
+            self.message = f"no unreviewed face {named} to discard"
             self.update_status()
             return
 
         def done(yes: bool | None) -> None:
             if yes:
                 self._change(
-                    lambda conn: (
-                        f"discarded {review.discard_flagged(conn, reason)} {reason} face(s)"
-                    )
+                    lambda conn: f"discarded {review.discard_flagged(conn, reason)} {named} face(s)"
                 )
 
-        question = f"Discard all {count} faces flagged {reason} in identity {review.identity}?"
+        question = (
+            f"Discard all {count} unreviewed faces {named} in identity {review.identity}? "
+            "(faces you decided stay as they are)"
+        )
         self.app.push_screen(Confirm(question), done)
+
+    def action_group(self) -> None:
+        review = self.review
+        before = review.folded_under(review.current) if review.current else 0
+        count = review.toggle_group()
+        if not count:
+            self._after("no duplicates fold into this face")
+        else:
+            self._after(f"{'showing' if before else 'folded'} {count} duplicate(s)")
+
+    def action_fold(self) -> None:
+        folded = self.review.toggle_fold()
+        self._after("duplicates folded into their best face" if folded else "every face shown")
 
     def action_detail(self) -> None:
         from .detail import FaceDetail

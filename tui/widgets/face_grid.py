@@ -31,6 +31,7 @@ VERDICT = {
 }
 SELECTED = Style(color="black", bgcolor="bright_cyan")
 REASON = Style(color="grey70")
+GROUP = Style(color="bright_cyan", bold=True)
 EMPTY = Style(bgcolor="grey15")
 
 
@@ -43,6 +44,7 @@ class FaceGrid(Widget):
         self.faces: list[FaceItem | None] = []
         self.cursor = -1  # index into self.faces
         self.selected: set[int] = set()
+        self.folded: dict[int, int] = {}  # face id → duplicates folded under it
         self._images: dict[int, list[Strip]] = {}  # face id → image lines, once per thumbnail
         self._shown: list[tuple[object, ...]] = []  # what each tile showed, to redraw only changes
 
@@ -54,8 +56,15 @@ class FaceGrid(Widget):
     def rows(self) -> int:
         return max(1, self.size.height // TILE_HEIGHT)
 
-    def show(self, faces: list[FaceItem | None], cursor: int, selected: set[int]) -> None:
+    def show(
+        self,
+        faces: list[FaceItem | None],
+        cursor: int,
+        selected: set[int],
+        folded: dict[int, int] | None = None,
+    ) -> None:
         self.faces, self.cursor, self.selected = faces, cursor, set(selected)
+        self.folded = folded or {}
         shown = [self._state(index) for index in range(len(faces))]
         old, self._shown = self._shown, shown
         if [s[0] for s in old] != [s[0] for s in shown]:  # another page, or faces moved
@@ -70,7 +79,7 @@ class FaceGrid(Widget):
         if face is None:
             return (None,)
         return (face.id, face.verdict, tuple(face.keys), face.id in self.selected,
-                index == self.cursor)  # fmt: skip
+                index == self.cursor, self.folded.get(face.id, 0))  # fmt: skip
 
     def _tile(self, index: int) -> Region:
         row, column = divmod(index, self.columns)
@@ -134,9 +143,12 @@ class FaceGrid(Widget):
     def _caption(self, face: FaceItem) -> list[Segment]:
         mark, style = VERDICT[face.verdict]
         reasons = ",".join(k for k in face.keys) or "ok"
-        text = f" {reasons}"[: IMAGE_WIDTH - 2].ljust(IMAGE_WIDTH - 2)
+        more = self.folded.get(face.id, 0)
+        group = f"+{more}" if more else ""  # duplicates folded under this face (g expands)
+        room = IMAGE_WIDTH - 2 - len(group)
+        text = f" {reasons}"[:room].ljust(room)
         first = Segment(" ", SELECTED) if face.id in self.selected else Segment(" ")
-        return [first, Segment(mark, style), Segment(text, REASON)]
+        return [first, Segment(mark, style), Segment(text, REASON), Segment(group, GROUP)]
 
     def render_line(self, y: int) -> Strip:
         row, line = divmod(y, TILE_HEIGHT)
