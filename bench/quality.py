@@ -186,6 +186,35 @@ def report(samples: list[Sample], console: Console) -> None:
     )
 
 
+def lab_mapping(samples: list[Sample], rules: quality.Thresholds, console: Console) -> None:
+    """The lab's blur numbers (20–30 on the old Laplacian scale) beside the new measure's cuts.
+
+    The eye line (±30°) and the face area (40 %) are the lab's own measures, unchanged."""
+    judged = [s for s in samples if s.found and s.measures is not None and s.label != "duplicate"]
+    table = Table(title="blur cuts: the lab's old scale against the new one (same faces)")
+    for column in ("cut", "blurry flagged", "good flagged", "sharp faces flagged"):
+        table.add_column(column, justify="right")
+    blurry = [s for s in judged if s.label == "blurry"]
+    good = [s for s in judged if s.label == "good"]
+    sharp = [s for s in judged if s.label != "blurry"]  # every class but blur: sharp pixels
+    for name, key in (("old laplacian", "laplacian"), ("new sharpness", "sharpness")):
+        for cut in (20.0, 25.0, 30.0):
+
+            def share(group: list[Sample], key: str = key, cut: float = cut) -> str:
+                below = sum(getattr(s.measures, key) < cut for s in group)
+                return _share(below, len(group))
+
+            table.add_row(f"{name} < {cut:g}", share(blurry), share(good), share(sharp))
+    console.print(table)
+    band = [s.measures.sharpness for s in judged if 20 <= s.measures.laplacian <= 30]
+    if band:
+        console.print(
+            f"faces at the lab's cut (laplacian 20–30): new sharpness "
+            f"{min(band):.0f}–{max(band):.0f}, median {np.median(band):.0f} "
+            f"({len(band)} faces); the new default is {rules.blur:g}"
+        )
+
+
 def _count(rows: list[Sample]) -> dict[str, int]:
     out: dict[str, int] = {}
     for s in rows:
@@ -252,6 +281,7 @@ def main() -> None:
     judge_duplicates(samples, embedder, cfg.rules, cfg.cluster)
     console.print(f"{len(srcs)} real faces, {len(samples)} labelled renders (seed {args.seed})")
     report(samples, console)
+    lab_mapping(samples, cfg.rules, console)
     contact_sheet(samples, args.sheet, seed=args.seed)
     console.print(f"contact sheet: {args.sheet}")
 
