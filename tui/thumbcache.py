@@ -27,13 +27,17 @@ class ThumbCache:
                 self._items.move_to_end(crop_path)
             return pixels
 
-    def load(self, crop_path: str) -> np.ndarray | None:
-        """The thumbnail, read (or made) on first use; None if its crop is gone."""
+    def load(self, crop_path: str, make: bool = True) -> np.ndarray | None:
+        """The thumbnail, read (or made, unless `make` is False: decoding a crop takes ~90 ms)
+        on first use; None if its crop is gone, or if it is not made and `make` is False."""
         pixels = self.cached(crop_path)
         if pixels is not None:
             return pixels
         try:
-            pixels = thumbs.load_thumb(self.root, crop_path)
+            if make:
+                pixels = thumbs.load_thumb(self.root, crop_path)
+            elif (pixels := thumbs.read_thumb(self.root, crop_path)) is None:
+                return None
         except (FileNotFoundError, OSError):
             return None
         with self._lock:

@@ -29,15 +29,24 @@ def write_thumb(path: Path, rgb: np.ndarray) -> None:
     io.write_image(path, small, QUALITY)
 
 
+def read_thumb(root: Path, crop_path: str) -> np.ndarray | None:
+    """The thumbnail as RGB if it has been made (~0.2 ms), else None."""
+    path = thumb_path(root, crop_path)
+    if not path.is_file():  # OpenCV would warn on stderr, over the TUI's screen
+        return None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def load_thumb(root: Path, crop_path: str) -> np.ndarray:
     """The thumbnail as RGB, made from the crop on first use (a 1024 PNG takes ~90 ms to decode)."""
-    path = thumb_path(root, crop_path)
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
+    made = read_thumb(root, crop_path)
+    if made is None:
+        path = thumb_path(root, crop_path)
         crop = cv2.imread(str(root / crop_path), cv2.IMREAD_COLOR)
         if crop is None:
             raise FileNotFoundError(f"face crop missing: {root / crop_path}")
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
         write_thumb(path, rgb)
         return cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return made

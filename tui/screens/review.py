@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,6 +22,10 @@ from ..widgets.face_grid import IMAGE_HEIGHT, IMAGE_WIDTH, FaceGrid
 from .pickers import NEW, Confirm, IdentityPicker, other_identities
 
 TILE_IMAGE = (IMAGE_WIDTH, IMAGE_HEIGHT)
+# Seconds of the UI thread that may go to reading and encoding a page's missing pictures: a
+# page opened (its keys are held meanwhile; 24 sixels take ~55 ms on 2 shared cores), or a page
+# reached by a key (the loader has usually prefetched it).
+OPEN_BUDGET, KEY_BUDGET = 0.15, 0.04
 
 
 class ReviewScreen(BackgroundScreen):
@@ -94,7 +99,7 @@ class ReviewScreen(BackgroundScreen):
 
     def _loaded(self, review: Review) -> None:
         self.review = review
-        self.show_page()
+        self.show_page(OPEN_BUDGET)
 
     def check_action(self, action: str, parameters: tuple[Any, ...]) -> bool | None:
         # The command palette reaches actions too; while loading they show, greyed out.
@@ -105,8 +110,9 @@ class ReviewScreen(BackgroundScreen):
 
     # -- drawing ---------------------------------------------------------------------------------
 
-    def show_page(self) -> None:
-        """Point the grid at the cursor's page; missing pictures come from a loader thread."""
+    def show_page(self, budget: float = KEY_BUDGET) -> None:
+        """Point the grid at the cursor's page, its missing pictures made first (for up to
+        `budget` seconds; the rest come from a loader thread), and the next page's prefetched."""
         review = self.review
         if review is None or self.loading_data:  # a worker is changing the review
             return
@@ -114,17 +120,26 @@ class ReviewScreen(BackgroundScreen):
         self.first = (review.cursor // size) * size
         page = self.page
         folded = {f.id: n for f in page if (n := review.folded_under(f))}
-        self.grid.show(page, review.cursor - self.first, review.selected, folded)
-        self.update_status()
         pictures, thumbs = self.app.pictures, self.app.thumbs
         missing = [
             f.crop_path
             for f in page
             if thumbs.cached(f.crop_path) is None or not pictures.ready(f.crop_path, *TILE_IMAGE)
         ]
+        # The page's missing pictures are read and encoded here, for up to `budget`, the rest
+        # (and a thumbnail still to be made from its crop) in the loader thread. In a thread
+        # they would wait: each numpy or OpenCV call lets go of the GIL, and while the UI thread
+        # runs Python (a new screen's first layout, ~100 ms) taking it back waits up to the
+        # 5 ms switch interval (24 sixels: 50 ms here, seconds beside a busy thread).
+        deadline, later = time.perf_counter() + budget, []
+        for path in missing:
+            if time.perf_counter() > deadline or not self._load(path, make=False):
+                later.append(path)
+        self.grid.show(page, review.cursor - self.first, review.selected, folded)
+        self.update_status()
         upcoming = [f.crop_path for f in review.visible[self.first + size : self.first + 2 * size]]
-        if missing or upcoming:
-            self.load_thumbs(missing, upcoming, self.columns)
+        if later or upcoming:
+            self.load_thumbs(later, upcoming, self.columns)
 
     @property
     def page(self) -> list[FaceItem]:
@@ -153,7 +168,8 @@ class ReviewScreen(BackgroundScreen):
     @work(thread=True, exclusive=True, group="thumbs")
     def load_thumbs(self, needed: list[str], upcoming: list[str], columns: int = 8) -> None:
         """Read the thumbnails and encode them for the terminal (sixel, PNG), off the UI thread."""
-        # Two threads: reading a JPEG and most of a sixel's encoding let go of the GIL. The grid
+        # Two threads: reading a JPEG, a PNG and much of a sixel's encoding let go of the GIL
+        # (24 faces: sixel 49 against 55 ms, kitty 18 against 33 ms, with the UI idle). The grid
         # is redrawn per row of tiles, so the first faces show while the rest are encoded.
         row = max(1, columns)
         with ThreadPoolExecutor(2) as pool:
@@ -167,10 +183,12 @@ class ReviewScreen(BackgroundScreen):
     def _redraw(self, paths: list[str]) -> None:
         self.grid.redraw(set(paths))
 
-    def _load(self, path: str) -> None:
-        pixels = self.app.thumbs.load(path)
+    def _load(self, path: str, make: bool = True) -> bool:
+        """Read the thumbnail (made from its crop unless `make` is False) and encode it."""
+        pixels = self.app.thumbs.load(path, make)
         if pixels is not None:
             self.app.pictures.prepare(path, pixels, *TILE_IMAGE)
+        return pixels is not None
 
     # -- actions ---------------------------------------------------------------------------------
 

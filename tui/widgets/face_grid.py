@@ -135,7 +135,7 @@ class FaceGrid(Widget):
             pixels = self.pixels_of(face)
             pictures = self.app.pictures
             if pixels is None or not pictures.ready(face.crop_path, IMAGE_WIDTH, IMAGE_HEIGHT):
-                return None  # the loader thread encodes it, then redraws: never on the UI thread
+                return None  # encoded before a page is shown, or by the loader: never in a draw
             strips = self.app.pictures.lines(face.crop_path, pixels, IMAGE_WIDTH, IMAGE_HEIGHT)
             self._images[face.id] = strips
         return strips
