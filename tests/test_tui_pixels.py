@@ -280,3 +280,16 @@ def test_zoom_pans_a_large_crop_at_one_to_one() -> None:
     assert pictures.ready("zoom:a", 40, 10)
     pictures.place("zoom:a", 0, 1, 40, 10)
     assert '"1;1;400;198' in pictures.flush()
+
+
+def test_a_kitty_without_unicode_placeholders_gets_half_blocks_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Debian 12's kitty 0.26 answers the graphics query but draws placeholders as boxes."""
+    for version, protocol in (("kitty(0.26.5)", "halfblock"), ("kitty(0.41.1)", "kitty")):
+        reply = f"\x1b_Gi=31;OK\x1b\\\x1bP>|{version}\x1b\\\x1b[?62;22c"
+        assert detect.parse(reply).version == version
+        monkeypatch.setattr(detect, "ask_terminal", lambda *_a, r=reply, **_k: detect.parse(r))
+        found = detect.choose("auto", env={"TERM": "xterm-kitty"})
+        assert found.protocol == protocol, found
+        assert ("0.26.5" in found.hint) == (protocol == "halfblock")

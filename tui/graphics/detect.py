@@ -19,6 +19,8 @@ from dataclasses import dataclass
 CHOICES = ("auto", "kitty", "sixel", "halfblock")
 KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
 CELL_QUERY = "\x1b[16t"  # reply: ESC [ 6 ; height ; width t
+XTVERSION = "\x1b[>0q"  # reply: DCS > | name(version) ST, e.g. kitty(0.26.5)
+PLACEHOLDERS = (0, 28)  # kitty draws Unicode placeholders from 0.28 on; older kitty: boxes
 DA1 = "\x1b[c"
 HINT = (  # one status line, ≤ 120 cells
     "half-block previews: run in kitty/WezTerm or xterm -ti vt340, or set tmux allow-passthrough on"
@@ -50,6 +52,7 @@ class Replies:
     sixel: bool = False
     cell: tuple[int, int] | None = None
     answered: bool = False
+    version: str = ""  # XTVERSION's reply, e.g. "kitty(0.26.5)"
 
 
 def parse(reply: str) -> Replies:
@@ -61,7 +64,14 @@ def parse(reply: str) -> Replies:
         cell = (width, height) if width and height else None
     attributes = re.search(r"\x1b\[\?([\d;]*)c", reply)
     sixel = bool(attributes and "4" in attributes.group(1).split(";"))
-    return Replies(kitty, sixel, cell, attributes is not None)
+    version = re.search(r"\x1bP>\|([^\x1b]*)\x1b\\", reply)
+    return Replies(kitty, sixel, cell, attributes is not None, version.group(1) if version else "")
+
+
+def old_kitty(version: str) -> bool:
+    """Whether XTVERSION names a kitty older than 0.28, which shows placeholders as boxes."""
+    found = re.fullmatch(r"kitty\((\d+)\.(\d+)[^)]*\)", version)
+    return bool(found) and (int(found.group(1)), int(found.group(2))) < PLACEHOLDERS
 
 
 def ask_terminal(tmux_passthrough: bool, timeout: float = 0.6) -> Replies:
@@ -78,7 +88,7 @@ def ask_terminal(tmux_passthrough: bool, timeout: float = 0.6) -> Replies:
         saved = termios.tcgetattr(fd)
         tty.setraw(fd)
         try:
-            os.write(fd, (kitty + CELL_QUERY + DA1).encode())
+            os.write(fd, (kitty + CELL_QUERY + XTVERSION + DA1).encode())
             reply, deadline = b"", time.monotonic() + timeout
             while not re.search(rb"\x1b\[\?[\d;]*c", reply):
                 left = deadline - time.monotonic()
@@ -110,10 +120,11 @@ def tmux_passthrough() -> bool:
     return shown.strip().splitlines()[-1:] in (["on"], ["all"])
 
 
-def _tmux_client_term() -> str:
-    """The TERM of the terminal tmux's client runs in (xterm-kitty, xterm-ghostty…)."""
+def _tmux_client_term(what: str = "client_termname") -> str:
+    """The TERM of the terminal tmux's client runs in (xterm-kitty, xterm-ghostty…), or with
+    "client_termtype" its XTVERSION (kitty(0.26.5)…)."""
     try:
-        shown = subprocess.run(["tmux", "display", "-p", "#{client_termname}"],
+        shown = subprocess.run(["tmux", "display", "-p", f"#{{{what}}}"],
                                capture_output=True, text=True, timeout=2).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -163,23 +174,28 @@ def choose(setting: str = "auto", env: dict[str, str] | None = None, ask: bool =
     ) + f"TERM={env.get('TERM', '')} TERM_PROGRAM={env.get('TERM_PROGRAM', '')}"
     if in_tmux:
         found += f"; tmux allow-passthrough {'on' if passthrough else 'off'}"
+    # In tmux, tmux answers XTVERSION itself; it keeps the outer terminal's as client_termtype.
+    version = _tmux_client_term("client_termtype") if in_tmux and ask else replies.version
+    if version:
+        found += f"; XTVERSION {version}"
     if setting != "auto":
         return Graphics(setting, cell, in_tmux and setting == "kitty", "", found + "; forced")
     hinted = from_environment(env)
     if in_tmux and passthrough and not hinted:
         hinted = from_environment({"TERM": _tmux_client_term()})  # the terminal outside tmux
     # WezTerm and Konsole answer the kitty query but do not draw Unicode placeholders.
-    placeholders = hinted != "sixel"
+    placeholders = hinted != "sixel" and not old_kitty(version)
     if replies.kitty and placeholders and (passthrough or not in_tmux):
         protocol = "kitty"
     elif replies.sixel:
         protocol = "sixel"
-    elif hinted == "kitty" and ((in_tmux and passthrough) or not replies.answered):
+    elif placeholders and hinted == "kitty" and (passthrough or not replies.answered):
         protocol = "kitty"  # in tmux, tmux answers DA1 itself and may keep the outer reply
     elif hinted and not replies.answered and not in_tmux:
         protocol = hinted
     else:
-        return Graphics(
-            "halfblock", cell, False, HINT if (replies.answered or in_tmux) else "", found
-        )
+        hint = HINT if (replies.answered or in_tmux) else ""
+        if old_kitty(version):
+            hint = f"half-block previews: {version} has no Unicode placeholders (kitty 0.28+ has)"
+        return Graphics("halfblock", cell, False, hint, found)
     return Graphics(protocol, cell, in_tmux and protocol == "kitty", "", found)
