@@ -124,6 +124,9 @@ class FaceDetail(BackgroundScreen):
 
     def action_zoom(self) -> None:
         self.zoomed = not self.zoomed
+        # Blank until the pane has its new size: the picture it shows now would otherwise be
+        # encoded and sent again at the interim size, for nothing (a 1024 crop: ~120 KB).
+        self.query_one("#crop", FaceImage).show(None, "blank")
         self.set_class(self.zoomed, "zoom")
         self.call_after_refresh(self.draw_crop)  # once the crop's pane has its new size
 

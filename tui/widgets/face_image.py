@@ -64,7 +64,10 @@ class FaceImage(Widget):
 
     def _ensure_lines(self) -> None:
         width, height = self.size.width, self.size.height
-        if self._lines_size == (width, height) or self._face_pixels is None:
+        if self._face_pixels is None:  # blank (shown None): nothing drawn, nothing placed
+            self._lines = []
+            return
+        if self._lines_size == (width, height):
             return
         pictures = self.app.pictures
         job = (self._key, width, height)
