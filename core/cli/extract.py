@@ -27,7 +27,6 @@ from reelface.cli.group import (
 from reelface.cli.tables import Column, table
 from reelface.identity import decisions
 from reelface.pipeline.extract import Extractor, Result, Stats
-from reelface.pipeline.segments import ProcessSegments
 from reelface.workspace import Workspace
 
 
@@ -145,6 +144,9 @@ def extract(
         film_cfg = config_mod.with_settings(config_mod.with_settings(cfg, settings), options)
         parallel = None
         if film_cfg.extract.workers > 1:
+            # Imported here: multiprocessing costs a one-process run 16 ms of its start.
+            from reelface.pipeline.segments import ProcessSegments
+
             parallel = ProcessSegments(ws.root, film_cfg, pack, film_cfg.extract.workers)
         with Extractor(ws, film_cfg, detector, embedder, source=parallel) as extractor:
             result = _extract_one(extractor, source, force, as_json)
@@ -203,6 +205,8 @@ def _result_json(result: Result) -> dict:
         "faces_too_small": s.faces_small,
         "reasons": dict(s.reasons),
         "seconds": round(s.wall_seconds, 3),
+        # Busy seconds per stage (pipeline/results.py STAGES); threads overlap in wall time.
+        "stages": {k: round(v, 4) for k, v in s.stages.items()},
         "unreadable": s.unreadable,
         "notes": s.notes,
         **{k: round(v, 2) for k, v in s.rates().items()},

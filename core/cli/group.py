@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -106,7 +107,28 @@ def fail(error: BaseException) -> NoReturn:
 
 
 class ReelfaceGroup(click.Group):
-    """Turns the project's own errors into one line and exit code 2 instead of a traceback."""
+    """Turns the project's own errors into one line and exit code 2 instead of a traceback.
+
+    Commands other than those registered at import come from `load_rest` on first need.
+    """
+
+    load_rest: Callable[[], None] | None = None
+
+    def _rest(self) -> None:
+        load, self.load_rest = self.load_rest, None
+        if load is not None:
+            load()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and self.load_rest is not None:
+            self._rest()
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._rest()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from reelface.io import sha256_file
 from reelface.pipeline import align
 
 from . import runtime
 from .base import ModelError, ModelFile
+from .digests import sha256_of
 
 
 class ArcFaceOnnxEmbedder:
@@ -28,7 +28,7 @@ class ArcFaceOnnxEmbedder:
         self.batched = not isinstance(inp.shape[0], int)
         self.dim = int(out.shape[-1])
         self.name = name or f"arcface:{path.stem}"
-        self.files = (ModelFile("embedder", self.name, str(path), sha256_file(path)),)
+        self.files = (ModelFile("embedder", self.name, str(path), sha256_of(path)),)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         if not len(crops):

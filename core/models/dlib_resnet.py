@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reelface.io import sha256_file
-
 from . import runtime
 from .base import AlignTemplate, ModelError, ModelFile
+from .digests import sha256_of
 from .dlib_dat import Network, _FormatError, parse
 from .dlib_onnx import DIM, build_graph
 
@@ -106,7 +105,7 @@ class DlibResNetEmbedder:
         dat_path = Path(dat_path)
         if not dat_path.is_file():
             _load(dat_path)  # raises the ModelError naming the path and the fix
-        sha = sha256_file(dat_path)
+        sha = sha256_of(dat_path)
         self.files = (ModelFile("embedder", DAT_NAME.removesuffix(".dat"), str(dat_path), sha),)
         self.onnx_path = Path(cache_dir) / f"dlib_resnet_v{GRAPH_VERSION}_{sha[:16]}.onnx"
         if not self.onnx_path.is_file():

@@ -15,6 +15,7 @@ from reelface.io import atomic_write, sha256_file
 from reelface.progress import Counter, Progress
 
 from .base import ModelError
+from .digests import sha256_of
 from .scrfd import make_dynamic
 
 SDIST = "scrfd==0.3.0"
@@ -80,7 +81,7 @@ def int8_stale(models_dir: Path) -> str:
     if not path.is_file():
         return "missing"
     record, wanted = int8_record(models_dir), _int8_wanted()
-    if record.get("sha256") != sha256_file(path):
+    if record.get("sha256") != sha256_of(path):
         return "no record of how it was made"
     if record.get("onnxruntime") != wanted["onnxruntime"]:
         return f"made by onnxruntime {record.get('onnxruntime')}, now {wanted['onnxruntime']}"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from reelface.io import sha256_file
-
 from ..config import Config, models_dir
 from . import install, runtime
 from .base import Detector, Embedder, ModelError
+from .digests import sha256_of
 from .scrfd import ScrfdDetector, make_dynamic
 
 EMBEDDED = "embedded"
@@ -54,7 +53,7 @@ def _load_pack(config: Config, pack: str, device: int | None) -> tuple[Detector,
         raise ModelError(f"model pack {pack!r} in {folder} has no {missing} ({PACK_HINT})")
     det_path = roles["detector"]
     # Stock pack detectors are exported with batch 1; a freed copy lets frames batch on the GPU.
-    freed = models_dir(config) / "cache" / f"{sha256_file(det_path)[:16]}-{det_path.name}"
+    freed = models_dir(config) / "cache" / f"{sha256_of(det_path)[:16]}-{det_path.name}"
     if not freed.is_file():
         make_dynamic(det_path, freed)
     detector = ScrfdDetector(freed, name=f"{folder.name}:{det_path.stem}", device=device)

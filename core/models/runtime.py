@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
+from reelface.io import temp_name
+
+from . import optimised
 from .base import ModelError
 
 RUNTIME_HINT = "pip install 'reelface[cpu]' (or 'reelface[gpu]' on a CUDA server)"
@@ -40,18 +45,41 @@ def session(path: Path, device: int | None = None):  # -> onnxruntime.InferenceS
 
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (run `reelface models install`)")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # ort warns about unused initialisers on every load
-    # Idle ort threads spin by default, stealing the cores that decoding and PNG writing need.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    chosen = providers(device)
+    if chosen == ["CPUExecutionProvider"]:
+        ready = optimised.ready_path(path, ort.__version__)
+        if ready.is_file():
+            with contextlib.suppress(Exception):  # a damaged copy is made again below
+                return ort.InferenceSession(
+                    str(ready), _options(ort, rewrite=False), providers=chosen
+                )
+        if optimised.writable(ready):
+            tmp = temp_name(ready)
+            with contextlib.suppress(Exception):  # e.g. a full disk: opened without saving below
+                sess = ort.InferenceSession(str(path), _options(ort, save=tmp), providers=chosen)
+                os.replace(tmp, ready)
+                return sess
+            tmp.unlink(missing_ok=True)
     try:
-        return ort.InferenceSession(str(path), options, providers=providers(device))
+        return ort.InferenceSession(str(path), _options(ort), providers=chosen)
     except Exception as error:  # onnxruntime raises several unrelated types
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelError(
             f"cannot load model {path}: {first} "
             "(reinstall it with `reelface models install --force`)"
         ) from error
+
+
+def _options(ort, rewrite: bool = True, save: Path | None = None):  # -> ort.SessionOptions
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # ort warns about unused initialisers on every load
+    # Idle ort threads spin by default, stealing the cores that decoding and PNG writing need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not rewrite:  # a copy rewritten already (models/optimised.py)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if save is not None:
+        options.optimized_model_filepath = str(save)
+    return options
 
 
 def on_gpu(sess) -> bool:

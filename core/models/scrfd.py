@@ -7,10 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from reelface.io import sha256_file
-
 from . import runtime
 from .base import Detection, ModelError, ModelFile
+from .digests import sha256_of
 
 STRIDES = (8, 16, 32)
 ANCHORS_PER_CELL = 2
@@ -119,7 +118,7 @@ class ScrfdDetector:
         self.input_name = inputs[0].name
         self.output_names = outputs
         self.name = name
-        self.files = (ModelFile("detector", name, str(path), sha256_file(path)),)
+        self.files = (ModelFile("detector", name, str(path), sha256_of(path)),)
 
     def _canvas(self, shape: tuple[int, int], input_size: int) -> tuple[float, int, int]:
         """Scale factor and padded canvas (height, width) for an image of `shape`."""

@@ -23,7 +23,9 @@ from reelface.pipeline.results import (
     ExtractError,
     Result,
     Stats,
+    add_time,
     small_faces_note,
+    timed,
     unreadable_note,
 )
 from reelface.pipeline.thumbs import thumbs_of
@@ -136,9 +138,11 @@ class Extractor:
         return self.worker.batches(info, faces_dir, last, stop=stop, stats=stats)
 
     def _run(self, conn, info, force, progress, stop) -> Result:
+        t = time.perf_counter()
         film_id, slug, last, done = self._prepare(conn, info, force)
         faces_dir = self.ws.film_dir(slug) / "faces"
         stats = Stats()
+        add_time(stats, "catalogue", time.perf_counter() - t)
         if done:
             return Result(film_id, slug, "skipped", faces_dir, stats)
         if not force and copies.settle(conn, film_id, None, stats.notes):  # a finished copy
@@ -160,7 +164,8 @@ class Extractor:
             for batch in self._batches(info, faces_dir, last, stop, stats):
                 if batch.last_frame <= committed:
                     continue  # a frame two segments both took: the first one's counts
-                self._commit(conn, film_id, batch, committed, ids, stats)
+                with timed(stats, "catalogue"):
+                    self._commit(conn, film_id, batch, committed, ids, stats)
                 committed = batch.last_frame
                 stats.wall_seconds = time.perf_counter() - started
                 if progress:
@@ -194,7 +199,8 @@ class Extractor:
             stats.notes.append(unreadable_note(info.path, stats.unreadable))
         stopped = stop is not None and stop.is_set()
         if not stopped:  # near-duplicates need the whole film's faces: folded once at the end
-            folded = duplicates.fold_film(conn, film_id, self.ws.root, self.config)
+            with timed(stats, "catalogue"):
+                folded = duplicates.fold_film(conn, film_id, self.ws.root, self.config)
             stats.faces_kept = max(stats.faces_kept - folded.flagged, 0)
             stats.faces_flagged += folded.flagged
             stats.reasons.update({"duplicate": folded.marked} if folded.marked else {})

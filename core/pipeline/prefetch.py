@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from reelface.pipeline import decode
-from reelface.pipeline.results import Stats
+from reelface.pipeline.results import Stats, add_time
 
 
 def batches_of(
@@ -37,7 +37,9 @@ def read_ahead(frames: Iterator[decode.Frame], stats: Stats, batch: int) -> Iter
         try:
             t = time.perf_counter()
             for frame in frames:
-                stats.decode_seconds += time.perf_counter() - t
+                seconds = time.perf_counter() - t
+                stats.decode_seconds += seconds
+                add_time(stats, "decode", seconds)
                 while not halt.is_set():
                     try:
                         feed.put(frame, timeout=0.2)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,9 @@ class Stats:
     analyse_seconds: float = 0.0
     write_seconds: float = 0.0
     wall_seconds: float = 0.0
+    # Seconds in each stage (STAGES), summed over the threads that run it, so they overlap in
+    # wall time: decode and crop writing run beside the analysis.
+    stages: Counter = field(default_factory=Counter)
     unreadable: list[str] = field(default_factory=list)  # image files that could not be decoded
     notes: list[str] = field(default_factory=list)  # things the user should know, one line each
 
@@ -48,6 +55,36 @@ class Stats:
             "frames_per_s": per(self.frames_sampled, self.wall_seconds),
             "faces_per_s": per(faces, self.wall_seconds),
         }
+
+
+# The stages of extraction in data-flow order, as Stats.stages names them.
+STAGES = (
+    "decode",
+    "coarse detect",
+    "refine",
+    "align",
+    "measure",
+    "embed",
+    "encode/write",
+    "catalogue",
+)
+_STAGES_LOCK = threading.Lock()  # the decoding, writing and embedding threads add to them too
+
+
+def add_time(stats: Stats, stage: str, seconds: float) -> None:
+    """Add `seconds` to a stage, from any thread."""
+    with _STAGES_LOCK:
+        stats.stages[stage] += seconds
+
+
+@contextmanager
+def timed(stats: Stats, stage: str) -> Iterator[None]:
+    """Add the time the block takes to `stats.stages[stage]` (a microsecond's overhead)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        add_time(stats, stage, time.perf_counter() - started)
 
 
 @dataclass

@@ -108,6 +108,7 @@ def _run_segment(info: decode.FilmInfo, faces_dir: str, after: int, until: int |
 def _add_timings(stats: Stats, part: Stats) -> None:
     for name in ("decode_seconds", "detect_seconds", "write_seconds"):
         setattr(stats, name, getattr(stats, name) + getattr(part, name))
+    stats.stages.update(part.stages)
     stats.notes += [n for n in part.notes if n not in stats.notes]
 
 
