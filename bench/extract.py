@@ -57,12 +57,17 @@ def _unrotated(landmarks: np.ndarray, face: int, scale: float, shift: tuple[floa
     )
 
 
-def film_like_shots(frames: int, eye: float) -> list[synth.Shot]:
-    """A third close-ups; the rest wide shots of a group, a medium shot, and no face at all."""
+def _photos() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """insightface's t1 and scikit-image's astronaut, each with its faces' landmarks."""
     photos, marks = synth.package_photos(), synth.package_landmarks()
     t1 = synth.load_photo(photos["insightface_t1"])
     astro = synth.load_photo(photos["skimage_astronaut"])
-    t1m, am = marks["insightface_t1"], marks["skimage_astronaut"]
+    return t1, marks["insightface_t1"], astro, marks["skimage_astronaut"]
+
+
+def film_like_shots(frames: int, eye: float) -> list[synth.Shot]:
+    """A third close-ups; the rest wide shots of a group, a medium shot, and no face at all."""
+    t1, t1m, astro, am = _photos()
     P = synth.Pose
     centre = (960.0, 460.0)
     return [
@@ -101,10 +106,7 @@ def film_like_shots(frames: int, eye: float) -> list[synth.Shot]:
 
 def close_up_heavy_shots(frames: int, eye: float) -> list[synth.Shot]:
     """A large face in every frame: photos held still or zoomed in, hard cuts between them."""
-    photos, marks = synth.package_photos(), synth.package_landmarks()
-    t1 = synth.load_photo(photos["insightface_t1"])
-    astro = synth.load_photo(photos["skimage_astronaut"])
-    t1m, am = marks["insightface_t1"], marks["skimage_astronaut"]
+    t1, t1m, astro, am = _photos()
     P = synth.Pose
     centre = (960.0, 470.0)
     held, zoom = "held", "zoomed"
