@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,10 +197,18 @@ def open_catalogue(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=30000")
         _migrate(conn)
     except sqlite3.DatabaseError as error:
-        raise CatalogueError(
-            f"cannot open catalogue {path}: {error} (is it a reelface workspace?)"
-        ) from error
+        hint = "is it a reelface workspace?"
+        if _disk_full(path):  # SQLite says only "disk I/O error" when its WAL index cannot grow
+            hint = "disk full: free space and run the same command"
+        raise CatalogueError(f"cannot open catalogue {path}: {error} ({hint})") from error
     return conn
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path.parent).free < 64 * 1024  # under two WAL index pages
+    except OSError:
+        return False
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
