@@ -8,7 +8,7 @@ scale wrong, left and right swapped), and static shots sampled again and again (
 Each frame goes through the real detector (coarse pass and refinement, as extraction runs it),
 the crop is cut at its delivered size, and both rule sets judge it.
 
-    python bench/quality.py [--seed 0] [--sheet bench/out/quality-sheet.png]
+    python bench/quality.py [--seed 0] [--sheet bench/out/quality-sheet.png] [--float32]
 
 The set is built by bench/quality_set.py (imported from beside this script).
 
@@ -19,6 +19,7 @@ flagged "for the right reason" when its reason key is among those listed in RIGH
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -180,6 +181,10 @@ def report(samples: list[Sample], console: Console) -> None:
     kept = [s for s in samples if s.found and s.label == "duplicate" and "duplicate" not in s.new]
     console.print(f"missed by the new rules, by damage: {_count(misses) if misses else 'none'}")
     console.print(f"reasons the new rules gave good faces: {good_flags or 'none'}")
+    soft = [f"{s.source} {s.kind} {s.measures.sharpness:.1f}" for s in samples
+            if s.found and s.label == "good" and "blurry" in s.new]  # fmt: skip
+    if soft:
+        console.print(f"good faces flagged blurry (sharpness): {', '.join(soft)}")
     console.print(
         f"duplicate shots: {len(kept)} faces kept of {len({s.shot for s in kept})} shots, "
         f"{sum(_flagged([k for k in s.new if k != 'duplicate']) for s in kept)} of them flagged"
@@ -271,9 +276,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", type=int, default=12, help="static shots for duplicates")
     parser.add_argument("--sheet", type=Path, default=OUT / "quality-sheet.png")
+    parser.add_argument("--float32", action="store_true", help="the float32 detector on a CPU too")
     args = parser.parse_args()
     console = Console(width=120)
     cfg = config.Config()
+    if args.float32:
+        cfg = replace(cfg, models=replace(cfg.models, cpu_int8=False))
     srcs = sources(config.models_dir(cfg))
     samples = make_set(srcs, args.seed) + duplicate_shots(srcs, args.seed, args.shots)
     detector, embedder = registry.load(cfg)
