@@ -221,6 +221,15 @@ class Person:
                 count[self.truth[face].person][identity] += 1
         return {person: c.most_common(1)[0][0] for person, c in count.items()}
 
+    def strays(self, identity: int, owner_of: dict[int, int]) -> bool:
+        """Whether `identity` holds good faces of a person another identity holds."""
+        return any(
+            v.identity == identity
+            and self.truth[f].kind in ("varied", "still")
+            and owner_of[self.truth[f].person] != identity
+            for f, v in decisions.view(self.app.conn).items()
+        )
+
     async def goto_row(self, identity: int) -> None:
         screen = self.app.screen
         assert isinstance(screen, IdentitiesScreen)
@@ -271,8 +280,8 @@ class Person:
         by_shot: dict[int, list[FaceItem]] = defaultdict(list)
         for face in review.faces:
             truth = self.truth[face.id]
-            if truth.kind != "none" and owner_of[truth.person] != review.identity:
-                away.append(face)
+            if truth.kind in ("varied", "still") and owner_of[truth.person] != review.identity:
+                away.append(face)  # a bad face is discarded wherever it is
             elif truth.kind == "still":
                 by_shot[truth.shot].append(face)
             else:
@@ -284,13 +293,21 @@ class Person:
             want |= {f.id: "keep" if f is keeper else "discard" for f in faces}
         return want, away
 
+    async def move_away(self, owner_of: dict[int, int]) -> None:
+        """Send the faces of other people to their identities: select each person's, reassign."""
+        by_owner: dict[int, list[FaceItem]] = defaultdict(list)
+        for face in self.wanted(owner_of)[1]:
+            by_owner[owner_of[self.truth[face.id].person]].append(face)
+        for owner, faces in by_owner.items():
+            for face in faces:
+                await self.goto(face)
+                await self.press("space")
+            await self.press("r")
+            await self.pick(owner)
+
     async def review(self, owner_of: dict[int, int]) -> None:
         """Fix what the suggestions get wrong, then accept the rest: ctrl+k, X, y."""
-        want, away = self.wanted(owner_of)
-        for face in away:  # one by one: a face in the wrong identity is rare
-            await self.goto(face)
-            await self.press("r")
-            await self.pick(owner_of[self.truth[face.id].person])
+        want, _ = self.wanted(owner_of)
         review = self.screen.review
         for face in [f for f in review.visible if f.id in want] + [
             f for f in review.faces if f not in review.visible and f.id in want
@@ -314,6 +331,13 @@ async def session(root: Path, truth: dict[int, Truth]) -> dict[str, int]:
         await person.press("i")
         await person.merge_identities()
         owner_of = person.owners()
+        # Faces in another person's identity are moved first, so each is reviewed where it ends.
+        for identity in sorted(set(owner_of.values())):
+            if person.strays(identity, owner_of):
+                await person.goto_row(identity)
+                await person.press("enter")
+                await person.move_away(owner_of)
+                await person.press("escape")
         for identity in sorted(set(owner_of.values())):
             await person.goto_row(identity)
             await person.press("enter")

@@ -87,3 +87,31 @@ def test_duplicates_fold_into_their_best_face_expand_and_are_discarded_as_flagge
         assert all(got.get(f.id) == "keep" for f in review.faces if not f.flagged)
 
     run(root, script)
+
+
+def test_a_face_a_person_moves_is_no_longer_flagged_as_not_recognised(
+    root: Path,  # noqa: F811
+) -> None:
+    """The clustering judged it against the identity it was put in; where a person puts it,
+    they recognised it, so the bulk keep takes it, and undo brings the flag back."""
+    from reelface.catalogue import open_catalogue
+    from reelface.catalogue import quality as store
+    from reelface.catalogue.schema import transaction
+    from reelface.identity import decisions, recognised
+
+    conn = open_catalogue(root / "catalogue.sqlite")
+    try:
+        first, second = sorted(identify.identities(conn), key=lambda i: -i.faces)[:2]
+        face = next(f for f in Review.load(conn, first.id).faces if not f.flagged)
+        stored = recognised.with_verdict(face.reasons, 0.09, 0.06)  # the run's verdict
+        with transaction(conn):
+            store.update_reasons(conn, [(face.id, stored, False)])
+        assert face.id in Review.load(conn, first.id).flagged()
+        decisions.reassign(conn, [face.id], second.id)
+        moved = next(f for f in Review.load(conn, second.id).faces if f.id == face.id)
+        assert not moved.flagged and moved.reasons == face.reasons
+        assert face.id in Review.load(conn, second.id).unflagged()
+        decisions.undo(conn)
+        assert face.id in Review.load(conn, first.id).flagged()
+    finally:
+        conn.close()

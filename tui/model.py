@@ -11,7 +11,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
-from reelface.identity import decisions
+from reelface.identity import decisions, recognised
 from reelface.pipeline import quality
 
 SORTS = ("outliers", "quality", "time")
@@ -66,6 +66,12 @@ class FaceItem:
         return f"{hours:d}:{minutes:02d}:{seconds:05.2f}"
 
 
+def _reasons(stored: list[str], view: decisions.FaceView) -> list[str]:
+    # The clustering's "not recognised" judged a face against the identity it was put in; a face
+    # a person moved sits where they recognised it.
+    return recognised.placed_by_hand(stored) if view.placed else stored
+
+
 def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
     """The faces an identity holds now (decisions applied), with their latest verdicts."""
     views = [v for v in decisions.view(conn).values() if v.identity == identity]
@@ -89,7 +95,7 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
             source=r[5],
             crop_path=r[6],
             measures=json.loads(r[7]),
-            reasons=json.loads(r[8]),
+            reasons=_reasons(json.loads(r[8]), by_id[r[0]]),
             passed=bool(r[9]),
             verdict=by_id[r[0]].verdict,
             outlier=by_id[r[0]].outlier,

@@ -134,6 +134,7 @@ class FaceView:
     identity: int | None
     verdict: str | None
     outlier: float | None
+    placed: bool = False  # a person chose its identity (reassign, split)
 
 
 def auto_assignments(conn: sqlite3.Connection) -> dict[int, tuple[int | None, float | None]]:
@@ -160,6 +161,7 @@ def view(conn: sqlite3.Connection, st: State | None = None) -> dict[int, FaceVie
             st.identity_of(face_id, identity),
             st.verdict.get(face_id),
             outlier,
+            face_id in st.override,
         )
     return out
 

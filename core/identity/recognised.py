@@ -43,10 +43,15 @@ def unrecognised(x: np.ndarray, labels: np.ndarray, limit: float) -> dict[int, f
 
 def with_verdict(reasons: list[str], distance: float | None, limit: float) -> list[str]:
     """`reasons` without the last run's verdict, plus this run's when the face is flagged."""
-    kept = [r for r in reasons if not r.startswith(MARK)]
+    kept = placed_by_hand(reasons)
     if distance is not None:
         kept.append(f"{MARK} (distance {distance:.3f} to its centroid > {limit:.3f})")
     return kept
+
+
+def placed_by_hand(reasons: list[str]) -> list[str]:
+    """The reasons of a face a person put in its identity: that identity recognises it now."""
+    return [r for r in reasons if not r.startswith(MARK)]
 
 
 def refresh(
