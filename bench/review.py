@@ -265,12 +265,8 @@ class Person:
         if face not in review.visible:
             await self.goto(next(f for f in review.visible if f.id == review.leader(face)))
             await self.press("g")
-        ids = [f.id for f in review.visible]
-        columns = self.screen.columns
-        here, there = divmod(review.cursor, columns), divmod(ids.index(face.id), columns)
-        rows, cols = there[0] - here[0], there[1] - here[1]
-        await self.press(*["down" if rows > 0 else "up"] * abs(rows))
-        await self.press(*["right" if cols > 0 else "left"] * abs(cols))
+        target = [f.id for f in review.visible].index(face.id)
+        await self.press(*path(review.cursor, target, self.screen.columns, len(review.visible)))
         assert review.current is not None and review.current.id == face.id
 
     def wanted(self, owner_of: dict[int, int]) -> tuple[dict[int, str], list[FaceItem]]:
@@ -320,6 +316,24 @@ class Person:
             await self.press("ctrl+k")
         if review.flagged():
             await self.press("X", "y")
+
+
+def path(here: int, there: int, columns: int, count: int) -> list[str]:
+    """The fewest arrow keys from grid index `here` to `there` (left and right run on across
+    rows, as in the review grid; up and down keep the column)."""
+
+    def vertical(rows: int) -> list[str]:
+        return ["down" if rows > 0 else "up"] * abs(rows)
+
+    def horizontal(steps: int) -> list[str]:
+        return ["right" if steps > 0 else "left"] * abs(steps)
+
+    ways = [horizontal(there - here)]
+    for row in (there // columns - 1, there // columns, there // columns + 1):
+        landing = row * columns + here % columns
+        if 0 <= landing < count:
+            ways.append(vertical(row - here // columns) + horizontal(there - landing))
+    return min(ways, key=len)
 
 
 async def session(root: Path, truth: dict[int, Truth]) -> dict[str, int]:
