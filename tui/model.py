@@ -69,7 +69,7 @@ class FaceItem:
 def _reasons(stored: list[str], view: decisions.FaceView) -> list[str]:
     # The clustering's "not recognised" judged a face against the identity it was put in; a face
     # a person moved sits where they recognised it.
-    return recognised.placed_by_hand(stored) if view.placed else stored
+    return recognised.without_verdict(stored) if view.placed else stored
 
 
 def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:

@@ -43,14 +43,14 @@ def unrecognised(x: np.ndarray, labels: np.ndarray, limit: float) -> dict[int, f
 
 def with_verdict(reasons: list[str], distance: float | None, limit: float) -> list[str]:
     """`reasons` without the last run's verdict, plus this run's when the face is flagged."""
-    kept = placed_by_hand(reasons)
+    kept = without_verdict(reasons)
     if distance is not None:
         kept.append(f"{MARK} (distance {distance:.3f} to its centroid > {limit:.3f})")
     return kept
 
 
-def placed_by_hand(reasons: list[str]) -> list[str]:
-    """The reasons of a face a person put in its identity: that identity recognises it now."""
+def without_verdict(reasons: list[str]) -> list[str]:
+    """`reasons` without the clustering's verdict (for a face a person put in its identity)."""
     return [r for r in reasons if not r.startswith(MARK)]
 
 
