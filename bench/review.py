@@ -221,12 +221,16 @@ class Person:
                 count[self.truth[face].person][identity] += 1
         return {person: c.most_common(1)[0][0] for person, c in count.items()}
 
+    def stray(self, face: int, identity: int, owner_of: dict[int, int]) -> bool:
+        """Whether `face`, in `identity`, is a good face of a person another identity holds
+        (a bad face is discarded wherever it is)."""
+        truth = self.truth[face]
+        return truth.kind in ("varied", "still") and owner_of[truth.person] != identity
+
     def strays(self, identity: int, owner_of: dict[int, int]) -> bool:
-        """Whether `identity` holds good faces of a person another identity holds."""
+        """Whether `identity` holds any stray face."""
         return any(
-            v.identity == identity
-            and self.truth[f].kind in ("varied", "still")
-            and owner_of[self.truth[f].person] != identity
+            v.identity == identity and self.stray(f, identity, owner_of)
             for f, v in decisions.view(self.app.conn).items()
         )
 
@@ -276,8 +280,8 @@ class Person:
         by_shot: dict[int, list[FaceItem]] = defaultdict(list)
         for face in review.faces:
             truth = self.truth[face.id]
-            if truth.kind in ("varied", "still") and owner_of[truth.person] != review.identity:
-                away.append(face)  # a bad face is discarded wherever it is
+            if self.stray(face.id, review.identity, owner_of):
+                away.append(face)
             elif truth.kind == "still":
                 by_shot[truth.shot].append(face)
             else:

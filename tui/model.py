@@ -35,7 +35,6 @@ class FaceItem:
     crop_path: str
     measures: dict[str, float]
     reasons: list[str]
-    passed: bool
     verdict: str | None
     outlier: float | None
 
@@ -81,7 +80,7 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
     marks = ",".join("?" * len(by_id))
     rows = conn.execute(
         f"""SELECT x.id, f.slug, x.frame, x.slot, x.pts, x.source, x.crop_path, x.measures,
-            x.reasons, x.passed FROM faces x JOIN films f ON f.id = x.film_id
+            x.reasons FROM faces x JOIN films f ON f.id = x.film_id
             WHERE x.id IN ({marks})""",
         list(by_id),
     ).fetchall()
@@ -96,7 +95,6 @@ def load_faces(conn: sqlite3.Connection, identity: int) -> list[FaceItem]:
             crop_path=r[6],
             measures=json.loads(r[7]),
             reasons=_reasons(json.loads(r[8]), by_id[r[0]]),
-            passed=bool(r[9]),
             verdict=by_id[r[0]].verdict,
             outlier=by_id[r[0]].outlier,
         )
