@@ -85,14 +85,55 @@ def scale_of(matrix: np.ndarray) -> float:
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, size: int, fine: bool = True) -> np.ndarray:
-    """Cut a size×size crop; bicubic for stored crops, bilinear for analysis crops.
+    """Cut a size×size crop from an RGB or RGBA image (an RGB crop from either); bicubic for
+    stored crops, bilinear for analysis crops.
 
     Bicubic rather than the old tool's Lanczos: 4× cheaper at 1024 px (4.6 vs 19 ms here), and
     crops are enlarged at most 1.43× or reduced, where the two look the same.
     """
-    flags = cv2.INTER_CUBIC if fine else cv2.INTER_LINEAR
+    if image.ndim == 3 and image.shape[2] == 4:
+        if not fine:
+            # OpenCV vectorises the bilinear warp for 4 channels and not for 3: from RGBA it
+            # took 3.1 against 8.1 ms at 1024 px (one core, AMD EPYC), the same pixels.
+            return cv2.cvtColor(_warp(image, matrix, size, cv2.INTER_LINEAR), cv2.COLOR_RGBA2RGB)
+        return _cubic_from_rgba(image, matrix, size)  # bicubic is slower on 4 channels
+    return _warp(image, matrix, size, cv2.INTER_CUBIC if fine else cv2.INTER_LINEAR)
+
+
+# Source pixels a bicubic sample reaches beyond the point it is taken at.
+_CUBIC_REACH = 3
+
+
+def _cubic_from_rgba(rgba: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The bicubic crop from the RGB of only the part of `rgba` that it samples (the same
+    crop as from the whole frame in RGB, at the cost of converting a face's region; OpenCV's
+    fixed-point rounding leaves a few pixels one level apart)."""
+    inverse = invert(matrix)
+    corners = apply(inverse, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
+    height, width = rgba.shape[:2]
+    x0, y0 = np.floor(corners.min(0)).astype(int) - _CUBIC_REACH
+    x1, y1 = np.ceil(corners.max(0)).astype(int) + _CUBIC_REACH
+    x0, x1 = min(max(x0, 0), width - 1), min(max(x1, 1), width)
+    y0, y1 = min(max(y0, 0), height - 1), min(max(y1, 1), height)
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    inverse[:, 2] -= (x0, y0)  # whole pixels: the sample points stay exactly where they were
+    region = cv2.cvtColor(rgba[y0:y1, x0:x1], cv2.COLOR_RGBA2RGB)
+    return _sample(region, inverse, size, cv2.INTER_CUBIC)
+
+
+def _warp(image: np.ndarray, matrix: np.ndarray, size: int, flags: int) -> np.ndarray:
+    return _sample(image, invert(matrix), size, flags)
+
+
+def _sample(image: np.ndarray, inverse: np.ndarray, size: int, flags: int) -> np.ndarray:
+    """The crop whose pixel p is the image at `inverse` · p."""
     return cv2.warpAffine(
-        image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        image,
+        inverse,
+        (size, size),
+        flags=flags | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
     )
 
 

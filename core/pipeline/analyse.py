@@ -130,8 +130,8 @@ class FaceWorker:
                     candidates.append((index, det))
         if not candidates:
             return out, small
-        with timed(stats, "decode"):  # the full RGB frame, made only for frames with a face
-            images = [frames[i].rgb for i, _ in candidates]
+        with timed(stats, "decode"):  # the full frame, made only for frames with a face
+            images = [frames[i].pixels for i, _ in candidates]
         with timed(stats, "refine"):
             refined = detect.refine(
                 self.detector,
@@ -186,8 +186,8 @@ class FaceWorker:
                 # reduced, both sample the source finer than its detail and look alike, and
                 # bilinear costs a third (3.5 against 10 ms at 1024 px here).
                 with timed(stats, "align"):
-                    crop = align.warp(frame.rgb, matrix, ext.size, fine=enlargement > 1)
-                    analysis, to_analysis = self._analysis_crop(frame.rgb, det, crop)
+                    crop = align.warp(frame.pixels, matrix, ext.size, fine=enlargement > 1)
+                    analysis, to_analysis = self._analysis_crop(frame.pixels, det, crop)
                     # The embedder's own alignment, resampled from the analysis crop, which
                     # holds the whole of its (tighter) framing.
                     chip_m = align.align_matrix(det.landmarks, template, template.size)
@@ -222,13 +222,13 @@ class FaceWorker:
         return records, futures, small
 
     def _analysis_crop(
-        self, rgb: np.ndarray, det: Detection, crop: np.ndarray
+        self, pixels: np.ndarray, det: Detection, crop: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """The 256 px FFHQ analysis crop and its matrix; shrunk from the output crop when larger."""
         size = quality.ANALYSIS.size
         matrix = align.align_matrix(det.landmarks, quality.ANALYSIS, size)
         if crop.shape[0] < size:  # never enlarge a small output: sharpness must not depend on it
-            return align.warp_smooth(rgb, matrix, size), matrix
+            return align.warp_smooth(pixels, matrix, size), matrix
         return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), matrix
 
     def _embed(
