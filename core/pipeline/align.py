@@ -110,13 +110,11 @@ def _cubic_from_rgba(rgba: np.ndarray, matrix: np.ndarray, size: int) -> np.ndar
     fixed-point rounding leaves a few pixels one level apart)."""
     inverse = invert(matrix)
     corners = apply(inverse, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
-    height, width = rgba.shape[:2]
-    x0, y0 = np.floor(corners.min(0)).astype(int) - _CUBIC_REACH
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + _CUBIC_REACH
-    x0, x1 = min(max(x0, 0), width - 1), min(max(x1, 1), width)
-    y0, y1 = min(max(y0, 0), height - 1), min(max(y1, 1), height)
-    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
-    inverse[:, 2] -= (x0, y0)  # whole pixels: the sample points stay exactly where they were
+    end = np.array(rgba.shape[1::-1])  # (width, height)
+    start = np.clip(np.floor(corners.min(0)).astype(int) - _CUBIC_REACH, 0, end - 1)
+    stop = np.clip(np.ceil(corners.max(0)).astype(int) + _CUBIC_REACH, start + 1, end)
+    (x0, y0), (x1, y1) = start, stop  # at least one pixel, even for a crop wholly outside
+    inverse[:, 2] -= start  # whole pixels: the sample points stay exactly where they were
     region = cv2.cvtColor(rgba[y0:y1, x0:x1], cv2.COLOR_RGBA2RGB)
     return _sample(region, inverse, size, cv2.INTER_CUBIC)
 

@@ -53,12 +53,6 @@ class Frame:
         return self.shape[0] * self.shape[1] == 0
 
     @functools.cached_property
-    def rgb(self) -> np.ndarray:
-        if isinstance(self.decoded, np.ndarray):
-            return self.decoded
-        return _reformatter().reformat(self.decoded, format="rgb24").to_ndarray()
-
-    @functools.cached_property
     def pixels(self) -> np.ndarray:
         """What faces are cut from (align.warp): a film's frame as RGBA, which FFmpeg makes as
         fast as RGB and OpenCV warps faster; an image's RGB as it is."""
