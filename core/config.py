@@ -34,7 +34,7 @@ class ExtractConfig:
     detect_size: int = 0  # longer side of the frame in the coarse pass; 0 = the smallest that works
     refine_size: int = 256  # side of the square re-detection around each face kept
     threshold: float = 0.5  # detector confidence to consider a face at all
-    batch: int = 8  # frames per detection batch (and per catalogue commit)
+    batch: int = 8  # at most this many frames per detection batch (and per catalogue commit)
     exact_frames: bool = False  # decode every frame to sample exact multiples of interval
     decode_threading: str = "SLICE"  # FFmpeg threading: SLICE, FRAME, AUTO or NONE
     # Hardware decoding device ("cuda", "vaapi"…); "" = software. Checked on each film's first

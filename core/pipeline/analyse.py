@@ -21,7 +21,7 @@ from reelface import catalogue, io
 from reelface.config import Config
 from reelface.models.base import Detection, Detector, Embedder
 from reelface.pipeline import align, decode, detect, heap, quality
-from reelface.pipeline.prefetch import batches_of, read_ahead
+from reelface.pipeline.prefetch import read_ahead
 from reelface.pipeline.results import Stats, TooSmall, crop_name, timed
 from reelface.pipeline.thumbs import thumb_path, write_thumb
 
@@ -306,6 +306,6 @@ class FaceWorker:
                 until,
             )
         try:
-            yield from batches_of(read_ahead(frames, stats, ext.batch), ext.batch, stop)
+            yield from read_ahead(frames, stats, ext.batch, stop)
         except decode.SourceError as error:
             raise decode.SourceError(f"{path}: decoding failed ({error})") from None
