@@ -1,3 +1,3 @@
-from reelface.cli import main
+from reelface.cli.entry import run
 
-main()
+run()
