@@ -38,3 +38,16 @@ def test_crops_from_rgba_are_the_crops_from_rgb(photo, size: int, tilt: float, z
         assert off.max() <= 1 and (off > 0).mean() < 1e-3
         smooth = align.warp_smooth(rgba, matrix, size)
         assert np.array_equal(smooth, align.warp_smooth(rgb, matrix, size))
+
+
+def test_shrink_by_halvings_matches_one_area_average(photo) -> None:
+    # A stored 1024 crop shrunk to the 256 analysis crop: the same picture, a level apart at most.
+    rgb, landmarks = photo
+    crop = align.warp(rgb, align.align_matrix(landmarks[0], align.FFHQ, 1024), 1024)
+    fast = align.shrink(crop, 256)
+    once = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_AREA)
+    assert fast.shape == once.shape == (256, 256, 3)
+    assert int(np.abs(fast.astype(int) - once).max()) <= 1
+    part = crop[:768, :768]  # not a power of two: one area average, as before
+    expected = cv2.resize(part, (256, 256), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(align.shrink(part, 256), expected)

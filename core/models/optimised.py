@@ -21,13 +21,13 @@ from .digests import cache_path, sha256_of
 @functools.cache
 def cpu_key() -> str:
     """Twelve hex digits naming this CPU's model and instruction set."""
-    text = platform.machine() + platform.processor()
+    text = platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             lines = handle.read().split("\n\n", 1)[0].splitlines()  # the first processor's
         text += "".join(line for line in lines if line.startswith(("model name", "flags")))
-    except OSError:
-        pass
+    except OSError:  # not Linux: platform.processor() names the CPU (on Linux it runs `uname -p`)
+        text += platform.processor()
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

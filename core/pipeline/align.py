@@ -150,4 +150,19 @@ def warp_smooth(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     big = warp(
         image, np.vstack([matrix[0] * factor, matrix[1] * factor]), size * factor, fine=False
     )
-    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return shrink(big, size)
+
+
+def shrink(image: np.ndarray, size: int) -> np.ndarray:
+    """A square image area-averaged down to size×size: by halvings when its side is size times a
+    power of two.
+
+    OpenCV's area filter has a fast path for halving only: 1024 → 512 → 256 took 0.41 against
+    1.30 ms in one step (one core, AMD EPYC), pixels at most one level apart (rounded twice).
+    """
+    while image.shape[0] % (2 * size) == 0:
+        half = image.shape[0] // 2
+        image = cv2.resize(image, (half, half), interpolation=cv2.INTER_AREA)
+    if image.shape[0] == size:
+        return image
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)

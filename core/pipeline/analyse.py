@@ -229,7 +229,7 @@ class FaceWorker:
         matrix = align.align_matrix(det.landmarks, quality.ANALYSIS, size)
         if crop.shape[0] < size:  # never enlarge a small output: sharpness must not depend on it
             return align.warp_smooth(pixels, matrix, size), matrix
-        return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA), matrix
+        return align.shrink(crop, size), matrix
 
     def _embed(
         self, records: list[catalogue.FaceRecord], chips: list[np.ndarray], stats: Stats
