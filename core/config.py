@@ -40,7 +40,7 @@ class ExtractConfig:
     # Hardware decoding device ("cuda", "vaapi"…); "" = software. Checked on each film's first
     # frame; when it fails, software decoding is used and the reason shown.
     hwaccel: str = ""
-    # zlib level 0–9 for the OpenCV fallback when fpng is not installed (fpng has one level).
+    # ISA-L's deflate level, 0–3 (core/png.py); zlib's 0–9 where OpenCV stands in for it.
     png_compression: int = 1
     # Processes sharing one film, each on its own segments (pipeline/segments.py); 1 = this one.
     workers: int = 1
