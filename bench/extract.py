@@ -6,8 +6,8 @@ whole-crop blur gate, PNG at OpenCV's default compression. No quality measures, 
 no catalogue.
 
 reelface: the CLI (`reelface -w WS extract FILM --size S --interval N --json`), everything it
-records included, with the detector it picks on this machine (the int8 copy of the same SCRFD
-weights on a CPU), and again with the float32 graph (`[models] cpu_int8 = false`).
+records included, with the models it picks on this machine (on a CPU the int8 copies of the same
+SCRFD and dlib ResNet weights), and again with the float32 graphs (`[models] cpu_int8 = false`).
 
 By default each run is a whole fresh `python` process, as a user meets both tools: start-up,
 imports and model loading count. `--in-process` times only the work after loading instead. Each
@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument(
         "--in-process", action="store_true", help="time only the work after loading"
     )
-    parser.add_argument("--no-float32", action="store_true", help="skip the float32 detector row")
+    parser.add_argument("--no-float32", action="store_true", help="skip the float32 models' row")
     args = parser.parse_args()
     old_run, new_run = (
         (old_in_process, reelface_in_process) if args.in_process else (old_whole, reelface_whole)

@@ -276,7 +276,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", type=int, default=12, help="static shots for duplicates")
     parser.add_argument("--sheet", type=Path, default=OUT / "quality-sheet.png")
-    parser.add_argument("--float32", action="store_true", help="the float32 detector on a CPU too")
+    parser.add_argument("--float32", action="store_true", help="the float32 models on a CPU too")
     args = parser.parse_args()
     console = Console(width=120)
     cfg = config.Config()

@@ -51,8 +51,9 @@ class ModelsConfig:
     pack: str = "embedded"  # "embedded", an insightface pack name (buffalo_l) or a folder
     packs_dir: str = "~/.insightface/models"  # where insightface keeps named packs
     dir: str = ""  # where `reelface models install` puts the embedded models; "" = XDG default
-    # On a CPU, the embedded detector runs its int8 copy: 1.4-2.5× faster, the same faces and
-    # landmark accuracy on the bench and test films (README "Models"). GPUs always run float32.
+    # On a CPU, the embedded detector and embedder run their int8 copies: 1.4-2.5× faster, the
+    # same faces, landmark accuracy and identities on the bench and test sets (README "Models").
+    # GPUs always run float32.
     cpu_int8: bool = True
 
 

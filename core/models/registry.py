@@ -73,15 +73,20 @@ def load_embedded(config: Config, device: int | None = None) -> tuple[Detector, 
         raise ModelError(
             f"embedded detector not installed at {det_path} (run `reelface models install`)"
         )
-    # An install from before the int8 copy existed keeps float32 (`models list` says "missing");
+    # An install from before an int8 copy existed keeps float32 (`models list` says "missing");
     # one made by another onnxruntime release is rebuilt first (seconds, nothing downloaded).
-    int8 = install.int8_path(root)
-    if config.models.cpu_int8 and not runtime.cuda_available() and int8.is_file():
-        if install.int8_stale(root):
-            install.build_int8(root)
-        det_path, name = int8, "scrfd-0.3.0-int8"
+    cpu_int8 = config.models.cpu_int8 and not runtime.cuda_available()
+    graphs = {}
+    for which in install.INT8_FILES:
+        int8 = install.int8_path(root, which)
+        if cpu_int8 and int8.is_file():
+            if install.int8_stale(root, which):
+                install.build_int8(root, which)
+            graphs[which] = int8
+    if "detector" in graphs:
+        det_path, name = graphs["detector"], "scrfd-0.3.0-int8"
     return ScrfdDetector(det_path, name=name, device=device), DlibResNetEmbedder(
-        default_dat_path(), root / "cache", device=device
+        default_dat_path(), root / "cache", device=device, graph=graphs.get("embedder")
     )
 
 
