@@ -75,12 +75,17 @@ def _load(dat_path: Path) -> Network:
         raise _unreadable(dat_path, error) from error
 
 
-def graph_path(dat_path: Path, cache_dir: Path) -> Path:
-    """The float32 graph of the .dat in `cache_dir`, built first if it is not there."""
+def graph_name(dat_path: Path) -> str:
+    """The file name of the .dat's float32 graph: by graph version and the .dat's SHA-256."""
     dat_path = Path(dat_path)
     if not dat_path.is_file():
         _load(dat_path)  # raises the ModelError naming the path and the fix
-    path = Path(cache_dir) / f"dlib_resnet_v{GRAPH_VERSION}_{sha256_of(dat_path)[:16]}.onnx"
+    return f"dlib_resnet_v{GRAPH_VERSION}_{sha256_of(dat_path)[:16]}.onnx"
+
+
+def graph_path(dat_path: Path, cache_dir: Path) -> Path:
+    """The float32 graph of the .dat in `cache_dir`, built first if it is not there."""
+    path = Path(cache_dir) / graph_name(dat_path)
     if not path.is_file():
         build_onnx(dat_path, path)
     return path

@@ -63,19 +63,15 @@ def samples_dir(models_dir: Path) -> Path:
     return models_dir / "samples"
 
 
-def _embedder_graph(models_dir: Path) -> Path:
-    from .dlib_resnet import default_dat_path, graph_path
-
-    return graph_path(default_dat_path(), models_dir / "cache")
-
-
-def _int8_wanted(models_dir: Path, which: str) -> dict:
+def _int8_wanted(which: str) -> dict:
     from .quantise import RECIPE
     from .runtime import onnxruntime
 
     wanted = {"onnxruntime": onnxruntime().__version__, "recipe": RECIPE}
     if which == "embedder":  # the float graph it was made from, named by the .dat's SHA-256
-        wanted["source"] = _embedder_graph(models_dir).name
+        from .dlib_resnet import default_dat_path, graph_name
+
+        wanted["source"] = graph_name(default_dat_path())
     return wanted
 
 
@@ -93,13 +89,15 @@ def int8_stale(models_dir: Path, which: str = "detector") -> str:
     path = int8_path(models_dir, which)
     if not path.is_file():
         return "missing"
-    record, wanted = int8_record(models_dir, which), _int8_wanted(models_dir, which)
+    record, wanted = int8_record(models_dir, which), _int8_wanted(which)
     if record.get("sha256") != sha256_of(path):
         return "no record of how it was made"
     if record.get("onnxruntime") != wanted["onnxruntime"]:
         return f"made by onnxruntime {record.get('onnxruntime')}, now {wanted['onnxruntime']}"
-    if record.get("recipe") != wanted["recipe"] or record.get("source") != wanted.get("source"):
+    if record.get("recipe") != wanted["recipe"]:
         return "made by an older quantisation recipe"
+    if record.get("source") != wanted.get("source"):
+        return "made from another float32 graph"
     return ""
 
 
@@ -118,9 +116,12 @@ def build_int8(models_dir: Path, which: str = "detector") -> None:
     if which == "detector":
         quantise.make_int8(detector_path(models_dir), path, photos)
     else:
+        from .dlib_resnet import default_dat_path, graph_path
+
         chips = _chips(ScrfdDetector(detector_path(models_dir)), photos)
-        quantise.make_int8_embedder(_embedder_graph(models_dir), path, chips)
-    record = {**_int8_wanted(models_dir, which), "sha256": sha256_file(path)}
+        graph = graph_path(default_dat_path(), models_dir / "cache")
+        quantise.make_int8_embedder(graph, path, chips)
+    record = {**_int8_wanted(which), "sha256": sha256_file(path)}
     atomic_write(_record_path(models_dir, which), json.dumps(record).encode())
 
 
