@@ -11,9 +11,6 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from reelface import backups, catalogue, errors
 from reelface import config as config_mod
@@ -31,8 +28,36 @@ SIMSWAP_IO = click.option(
     "imagenet (SimSwap's current trainer). Default: probed from the weights.",
 )
 
-console = Console(stderr=True)
-out = Console()
+
+class LazyConsole:
+    """A Rich console made on first use: importing Rich is ~35 ms of every start, and a
+    `--json` extraction never draws (bench/extract.py's films, 2 cores)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def get(self):  # -> rich.console.Console
+        """The console itself, for Rich objects that take one."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console = LazyConsole(stderr=True)
+out = LazyConsole()
+
+
+def escape(text: str) -> str:
+    """Text shown as itself in Rich markup (film names may hold [brackets])."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 # "1" draws progress on stderr even when it is no terminal (each step as a frame, so a log or a
@@ -49,10 +74,19 @@ class Steps:
     """A progress bar on stderr for a long command; stdout (its --json) is never touched."""
 
     def __init__(self, description: str, total: int | None = None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         wanted = os.environ.get(PROGRESS_ENV, "")
         self.forced = wanted == "1"
         # Made here, not at import: the variable may be set after the CLI is loaded (tests).
-        target = Console(stderr=True, force_terminal=True) if self.forced else console
+        target = Console(stderr=True, force_terminal=True) if self.forced else console.get()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -171,9 +205,20 @@ def announce(ctx: click.Context, ws: Workspace) -> None:
         return
     meta["reelface.announced"] = True
     # Under --json only on a terminal: captured output (2>&1, test runners) stays pure JSON.
-    if _wants_json(ctx) and not console.is_terminal:
+    if _wants_json(ctx) and not _stderr_is_terminal():
         return
     console.print(workspace_mod.describe(ws), style="dim", highlight=False, soft_wrap=True)
+
+
+def _stderr_is_terminal() -> bool:
+    """Rich's own test when it is loaded or told what to do; else whether stderr is a tty."""
+    told = any(os.environ.get(k) for k in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"))
+    if told or console._console is not None:
+        return bool(console.is_terminal)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _wants_json(ctx: click.Context | None) -> bool:
