@@ -20,7 +20,7 @@ import numpy as np
 from reelface import catalogue, io
 from reelface.config import Config
 from reelface.models.base import Detection, Detector, Embedder
-from reelface.pipeline import align, decode, detect, heap, quality
+from reelface.pipeline import align, decode, detect, heap, priority, quality
 from reelface.pipeline.prefetch import read_ahead
 from reelface.pipeline.results import Stats, TooSmall, crop_name, timed
 from reelface.pipeline.thumbs import thumb_path, write_thumb
@@ -57,8 +57,13 @@ class FaceWorker:
     def __init__(self, root: Path, config: Config, detector: Detector, embedder: Embedder) -> None:
         self.root, self.config, self.detector, self.embedder = root, config, detector, embedder
         heap.keep_freed_blocks()
-        self._writer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
-        self._embedding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        # Both can wait for the decoder, the critical path (pipeline/priority.py).
+        self._writer = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="png", initializer=priority.background_thread
+        )
+        self._embedding = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="embed", initializer=priority.background_thread
+        )
 
     def __enter__(self) -> FaceWorker:
         return self
