@@ -45,6 +45,10 @@ class LazyConsole:
             self._console = Console(**self._options)
         return self._console
 
+    @property
+    def made(self) -> bool:
+        return self._console is not None
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.get(), name)
 
@@ -213,7 +217,7 @@ def announce(ctx: click.Context, ws: Workspace) -> None:
 def _stderr_is_terminal() -> bool:
     """Rich's own test when it is loaded or told what to do; else whether stderr is a tty."""
     told = any(os.environ.get(k) for k in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"))
-    if told or console._console is not None:
+    if told or console.made:
         return bool(console.is_terminal)
     try:
         return sys.stderr.isatty()
