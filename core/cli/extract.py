@@ -132,17 +132,17 @@ def extract(
 
         ws = open_workspace(ctx)
         cfg = ws.config()
-        given = {
-            "extract": {
-                "interval": interval,
-                "size": size,
-                "exact_frames": exact or None,
-                "workers": workers,
-            },
-            "rules": {"blur": blur, "min_face": min_face},
-        }
-        options = {k: {n: v for n, v in d.items() if v is not None} for k, d in given.items()}
         detector, embedder = registry.load(cfg, pack)
+    given = {
+        "extract": {
+            "interval": interval,
+            "size": size,
+            "exact_frames": exact or None,
+            "workers": workers,
+        },
+        "rules": {"blur": blur, "min_face": min_face},
+    }
+    options = {k: {n: v for n, v in d.items() if v is not None} for k, d in given.items()}
     results = []
     for index, source in enumerate(sources):
         settings, used = config_mod.film_settings(Path(source))

@@ -8,8 +8,8 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,13 +207,11 @@ def probe(path: Path) -> FilmInfo:
     # Hashed beside FFmpeg's import and probing: reading and SHA-256 leave the GIL (6 ms of a
     # 1080p film's start here).
     with ThreadPoolExecutor(1) as pool:
-        hashed = pool.submit(content_hash, path)
-        info = _probe_video(path)
-    return replace(info, size_bytes=size, content_hash=hashed.result())
+        return _probe_video(path, size, pool.submit(content_hash, path))
 
 
-def _probe_video(path: Path) -> FilmInfo:
-    """What FFmpeg says of a film (size and hash left blank), or SourceError."""
+def _probe_video(path: Path, size: int, hashed: Future[str]) -> FilmInfo:
+    """What FFmpeg says of a film, with its size and content hash, or SourceError."""
     try:
         with open_film(path) as container:
             streams = container.streams.video
@@ -246,7 +244,9 @@ def _probe_video(path: Path) -> FilmInfo:
         raise SourceError(f"{path}: no decodable video frame (truncated or corrupt file)") from None
     except Exception as error:  # PyAV raises many FFmpeg error types
         raise SourceError(f"{path}: not a readable video ({_first_line(error)})") from error
-    return FilmInfo(str(path), "video", 0, "", duration, fps, width, height, codec, frames)
+    return FilmInfo(
+        str(path), "video", size, hashed.result(), duration, fps, width, height, codec, frames
+    )
 
 
 def _first_line(error: BaseException) -> str:
