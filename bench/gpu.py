@@ -40,7 +40,7 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4":
                "A10": 125.0, "4090": 165.0, "3090": 71.0}  # fmt: skip
 
 
-def films(quick: bool, folder: Path = OUT) -> dict[str, Path]:
+def films(quick: bool, folder: Path) -> dict[str, Path]:
     """The two bench films, made once in `folder`: 1080p H.264 8-bit and 4K HEVC 10-bit (a film
     master)."""
     frames = 8 if quick else 30  # per shot; the demo scenario has 7 shots
